@@ -1,0 +1,69 @@
+# xqg: `make reproduce` runs the study headless, `make test` runs the tests.
+# Each creates the environment (.venv) it needs on first use.
+
+PROFILE ?= mini
+PYTHON  := .venv/bin/python
+VENV    := .venv/.installed
+DATA    := data/raw/MANIFEST.json
+WORK    := work/$(PROFILE)
+RUNS    := runs/$(PROFILE)
+STEPS   := 01_data 02_train_generator 03_generate 04_train_retriever 05_retrieve 06_qa 07_robustness 08_analysis
+
+.DEFAULT_GOAL := help
+.PHONY: help venv data reproduce figures lab test lint clean $(STEPS)
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  PROFILE=$(PROFILE) (smoke | mini | paper)"
+
+$(VENV): pyproject.toml
+	test -x $(PYTHON) || python3 -m venv .venv
+	$(PYTHON) -m pip install -q torch==2.13.0
+	$(PYTHON) -m pip install -q -e ".[dev,notebooks]"
+	touch $@
+
+venv: $(VENV) ## create the environment (.venv, torch 2.13.0 CPU, xqg editable)
+
+$(DATA): $(VENV)
+	$(PYTHON) -m xqg.data.fetch
+
+data: $(VENV) ## fetch MLQA, XQuAD and XOR-TyDi (from $$XQG_DATA_MIRROR if set) and verify them
+	$(PYTHON) -m xqg.data.fetch
+
+# One file target per pipeline step: a step reruns when its notebook, its parameters or an
+# earlier step changed; a killed run resumes at the step it was in.
+$(WORK)/01_data.done:            $(DATA)
+$(WORK)/02_train_generator.done: $(WORK)/01_data.done
+$(WORK)/03_generate.done:        $(WORK)/02_train_generator.done
+$(WORK)/04_train_retriever.done: $(WORK)/01_data.done
+$(WORK)/05_retrieve.done:        $(WORK)/03_generate.done $(WORK)/04_train_retriever.done
+$(WORK)/06_qa.done:              $(WORK)/05_retrieve.done
+$(WORK)/07_robustness.done:      $(WORK)/05_retrieve.done $(WORK)/06_qa.done
+$(WORK)/08_analysis.done:        $(WORK)/05_retrieve.done $(WORK)/06_qa.done $(WORK)/07_robustness.done
+
+.SECONDEXPANSION:
+$(WORK)/%.done: notebooks/%.ipynb params/$(PROFILE)/common.yml $$(wildcard params/$(PROFILE)/$$*.yml) $(VENV)
+	@echo "== $* [$(PROFILE)] $$(date +%T)"; start=$$(date +%s); \
+	mkdir -p $(RUNS) $(WORK); \
+	$(PYTHON) -m xqg.pipeline run $* --profile $(PROFILE) && \
+	touch $@ && echo "== $* done in $$(( $$(date +%s) - start )) s"
+
+$(STEPS): %: $(WORK)/%.done ## (each step) run one step and what it needs
+
+reproduce: $(WORK)/08_analysis.done ## run the whole study for PROFILE (default mini)
+
+figures: $(VENV) ## redraw tables and figures from cached results
+	$(PYTHON) -m xqg.pipeline run 08_analysis --profile $(PROFILE)
+
+lab: $(VENV) ## JupyterLab with the project's kernel
+	.venv/bin/jupyter lab notebooks/
+
+test: $(VENV) $(DATA) ## run the test suite (the smoke pipeline included)
+	$(PYTHON) -m pytest
+
+lint: $(VENV) ## ruff, and a check that source notebooks carry no outputs
+	.venv/bin/ruff check .
+	$(PYTHON) -m xqg.pipeline check-notebooks
+
+clean: ## remove runs, work and results of PROFILE (keeps data, models and .venv)
+	rm -rf $(WORK) $(RUNS) results/$(PROFILE)

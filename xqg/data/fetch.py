@@ -1,0 +1,187 @@
+"""`make data`: fetch the official releases, or copy them from a local mirror, and verify them.
+
+With ``XQG_DATA_MIRROR`` set (a folder laid out like ``../shared/data``) files are copied from
+there; otherwise they are downloaded from the official hosts. Every file is written through a
+``.part`` file (downloads resume from it with an HTTP Range request), parsed in full and its
+record count checked before it is renamed into place, so a corrupt or truncated file is named
+and never used. The SHA-256 of each verified file is kept in ``MANIFEST.json``; a later run
+re-checks it and refetches a file that changed.
+
+    python -m xqg.data.fetch [--datasets mlqa xquad xor-tydi] [--dest data/raw]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from xqg.data.schema import DataError
+from xqg.data.squad import iter_squad
+from xqg.io import iter_jsonl, write_json
+from xqg.paths import data_dir
+
+MLQA_ZIP = "https://dl.fbaipublicfiles.com/MLQA/MLQA_V1.zip"
+XQUAD_URL = "https://raw.githubusercontent.com/google-deepmind/xquad/master/xquad.{}.json"
+XOR_URL = "https://nlp.cs.washington.edu/xorqa/XORQA_site/data/{}"
+DPR_WIKI = "https://dl.fbaipublicfiles.com/dpr/wikipedia_split/psgs_w100.tsv.gz"
+
+MLQA_DEV_COUNTS = {"en": 1148, "de": 512, "es": 500, "ar": 517, "zh": 504, "vi": 511, "hi": 507}
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One file of a release: where it lives, where it comes from, how many records it holds."""
+
+    rel: str  # path under the data folder (the official layout)
+    url: str | None  # direct download, or None if it comes out of `archive`
+    count: int | None  # expected number of questions/lines, None if not pinned
+    archive: str | None = None  # zip URL holding the file
+    member: str | None = None  # path inside the zip
+
+
+def _catalogue() -> dict[str, list[DataFile]]:
+    mlqa = []
+    for lang, n in MLQA_DEV_COUNTS.items():
+        name = f"MLQA_V1/dev/dev-context-en-question-{lang}.json"
+        mlqa.append(DataFile(f"mlqa/{name}", None, n, MLQA_ZIP, name))
+    for lang in MLQA_DEV_COUNTS:
+        if lang != "en":
+            name = f"MLQA_V1/dev/dev-context-{lang}-question-{lang}.json"
+            mlqa.append(DataFile(f"mlqa/{name}", None, MLQA_DEV_COUNTS[lang], MLQA_ZIP, name))
+    xquad = [
+        DataFile(f"xquad/xquad.{lang}.json", XQUAD_URL.format(lang), 1190)
+        for lang in ("en", "ar", "de", "es", "hi", "vi", "zh")
+    ]
+    xor = [
+        DataFile("xor-tydi/xor_dev_retrieve_eng_span_v1_1.jsonl",
+                 XOR_URL.format("xor_dev_retrieve_eng_span_v1_1.jsonl"), 2110),
+        DataFile("xor-tydi/xor_train_retrieve_eng_span.jsonl",
+                 XOR_URL.format("xor_train_retrieve_eng_span.jsonl"), 15250),
+    ]
+    wiki = [DataFile("wiki/psgs_w100.tsv.gz", DPR_WIKI, None)]
+    return {"mlqa": mlqa, "xquad": xquad, "xor-tydi": xor, "wiki": wiki}
+
+
+CATALOGUE = _catalogue()
+
+
+def sha256(path: Path) -> str:
+    """SHA-256 of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(path: Path, spec: DataFile) -> None:
+    """Parse a file in full and check its record count; raise DataError naming the file."""
+    if spec.rel.endswith(".json"):
+        n = sum(1 for _ in iter_squad(path))
+    elif spec.rel.endswith(".jsonl"):
+        try:
+            n = sum(1 for _ in iter_jsonl(path))
+        except ValueError as e:
+            raise DataError(f"{spec.rel}: corrupt or truncated: {e}") from e
+    else:
+        return
+    if spec.count is not None and n != spec.count:
+        raise DataError(f"{spec.rel}: expected {spec.count} records, found {n} (truncated or wrong file)")
+
+
+def download(url: str, dest: Path) -> None:
+    """Download `url` to `dest` through `dest.part`, resuming a partial download."""
+    part = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    have = part.stat().st_size if part.exists() else 0
+    req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        if have and resp.status != 206:  # server ignored the range: start again
+            have = 0
+        total = int(resp.headers.get("Content-Length", 0)) + have
+        with open(part, "ab" if have else "wb") as f, tqdm(
+            total=total or None, initial=have, unit="B", unit_scale=True, desc=dest.name
+        ) as bar:
+            for block in iter(lambda: resp.read(1 << 20), b""):
+                f.write(block)
+                bar.update(len(block))
+    os.replace(part, dest)
+
+
+def _obtain(spec: DataFile, dest_root: Path, mirror: Path | None) -> Path:
+    """Put one file in place (not yet verified) through a .part file."""
+    target = dest_root / spec.rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    if mirror is not None:
+        src = mirror / spec.rel
+        if not src.exists():
+            raise FileNotFoundError(f"mirror {mirror} has no {spec.rel}")
+        shutil.copyfile(src, part)
+    elif spec.archive is not None:
+        archive = dest_root / "downloads" / Path(spec.archive).name
+        if not archive.exists():
+            download(spec.archive, archive)
+        try:
+            with zipfile.ZipFile(archive) as zf, zf.open(spec.member) as fin, open(part, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+        except (zipfile.BadZipFile, KeyError) as e:
+            archive.unlink(missing_ok=True)
+            raise DataError(f"{archive}: corrupt archive or missing {spec.member}: {e}") from e
+    else:
+        download(spec.url, part.with_name(target.name + ".dl"))
+        os.replace(part.with_name(target.name + ".dl"), part)
+    return part
+
+
+def fetch(datasets: list[str], dest_root: Path, mirror: Path | None) -> dict[str, str]:
+    """Fetch and verify the files of `datasets`; return {relative path: sha256}."""
+    manifest_path = dest_root / "MANIFEST.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    for name in datasets:
+        if name not in CATALOGUE:
+            raise ValueError(f"unknown dataset {name!r}; known: {', '.join(CATALOGUE)}")
+        for spec in CATALOGUE[name]:
+            target = dest_root / spec.rel
+            if target.exists() and manifest.get(spec.rel) == sha256(target):
+                continue  # verified before and unchanged
+            if mirror is not None and not (mirror / spec.rel).exists() and spec.count is None:
+                print(f"skip {spec.rel}: not in the mirror (optional)")
+                continue
+            part = _obtain(spec, dest_root, mirror)
+            try:
+                verify(part, spec)
+            except DataError:
+                part.unlink(missing_ok=True)
+                raise
+            os.replace(part, target)
+            manifest[spec.rel] = sha256(target)
+            write_json(manifest_path, manifest)
+            print(f"ok   {spec.rel}")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point of `make data`."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--datasets", nargs="+", default=["mlqa", "xquad", "xor-tydi"],
+                    help=f"any of {', '.join(CATALOGUE)} (wiki: the 18M-passage XOR collection)")
+    ap.add_argument("--dest", type=Path, default=data_dir())
+    ap.add_argument("--mirror", type=Path, default=os.environ.get("XQG_DATA_MIRROR") or None,
+                    help="local mirror folder (default: $XQG_DATA_MIRROR)")
+    args = ap.parse_args(argv)
+    manifest = fetch(args.datasets, args.dest, args.mirror)
+    print(f"{len(manifest)} verified files under {args.dest}")
+
+
+if __name__ == "__main__":
+    main()

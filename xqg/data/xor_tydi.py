@@ -1,0 +1,73 @@
+"""XOR-TyDi XOR-Retrieve (Asai et al., 2021): questions in 7 languages, English Wikipedia.
+
+Questions: ``xor_{train,dev}_retrieve_eng_span*.jsonl`` with fields id, question, answers,
+lang. The collection is DPR's TSV (``id``, ``text``, ``title``) of the 2019-02-01 English
+Wikipedia in 100-word passages (about 18.2M), streamed rather than loaded.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from xqg.data.schema import DataError, Passage, Query
+from xqg.io import iter_jsonl
+from xqg.languages import XOR_LANGUAGES, normalise_code
+from xqg.paths import data_dir
+
+XOR_FILES = {
+    "train": "xor_train_retrieve_eng_span.jsonl",
+    "dev": "xor_dev_retrieve_eng_span_v1_1.jsonl",
+}
+YES_NO = ("yes", "no")
+
+
+def xor_file(root: Path, split: str) -> Path:
+    """Path of the XOR-Retrieve questions of one split."""
+    if split not in XOR_FILES:
+        raise ValueError(f"XOR-Retrieve split {split!r} unknown; expected one of {tuple(XOR_FILES)}")
+    return root / "xor-tydi" / XOR_FILES[split]
+
+
+def load_xor_queries(
+    split: str = "dev", path: str | Path | None = None, root: str | Path | None = None
+) -> list[Query]:
+    """Load XOR-Retrieve questions with normalised language codes."""
+    path = Path(path) if path is not None else xor_file(Path(root or data_dir()), split)
+    queries = []
+    for lineno, rec in enumerate(iter_jsonl(path), 1):
+        for key in ("id", "question", "answers", "lang"):
+            if key not in rec:
+                raise DataError(f"{path}:{lineno}: field '{key}' missing")
+        if not isinstance(rec["answers"], list):
+            raise DataError(f"{path}:{lineno}: field 'answers' is not a list")
+        lang = normalise_code(rec["lang"], source=f"{path}:{lineno}: field 'lang'")
+        if lang not in XOR_LANGUAGES:
+            raise DataError(f"{path}:{lineno}: field 'lang' {lang!r} is not an XOR-TyDi language")
+        queries.append(
+            Query(
+                id=str(rec["id"]),
+                qid=str(rec["id"]),
+                language=lang,
+                text=str(rec["question"]),
+                answers=tuple(str(a) for a in rec["answers"]),
+            )
+        )
+    return queries
+
+
+def iter_dpr_tsv(path: str | Path) -> Iterator[Passage]:
+    """Stream passages from DPR's TSV (header ``id text title``), naming bad rows."""
+    path = Path(path)
+    csv.field_size_limit(sys.maxsize)
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter="\t")
+        header = next(reader, None)
+        if header is None or [h.strip() for h in header[:3]] != ["id", "text", "title"]:
+            raise DataError(f"{path}: header must be 'id<TAB>text<TAB>title', got {header!r}")
+        for lineno, row in enumerate(reader, 2):
+            if len(row) < 3:
+                raise DataError(f"{path}:{lineno}: expected 3 fields (id, text, title), got {len(row)}")
+            yield Passage(id=row[0], title=row[2], text=row[1])

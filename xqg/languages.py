@@ -1,0 +1,51 @@
+"""Language codes, names and scripts used across the benchmarks."""
+
+from __future__ import annotations
+
+# ISO 639-1 code -> (English name used in the generator prompt, Unicode script).
+LANGUAGES: dict[str, tuple[str, str]] = {
+    "ar": ("Arabic", "Arabic"),
+    "bn": ("Bengali", "Bengali"),
+    "de": ("German", "Latin"),
+    "en": ("English", "Latin"),
+    "es": ("Spanish", "Latin"),
+    "fi": ("Finnish", "Latin"),
+    "hi": ("Hindi", "Devanagari"),
+    "ja": ("Japanese", "Japanese"),
+    "ko": ("Korean", "Hangul"),
+    "ru": ("Russian", "Cyrillic"),
+    "te": ("Telugu", "Telugu"),
+    "vi": ("Vietnamese", "Latin"),
+    "zh": ("Chinese", "Han"),
+    "el": ("Greek", "Greek"),
+    "th": ("Thai", "Thai"),
+    "tr": ("Turkish", "Latin"),
+    "ro": ("Romanian", "Latin"),
+}
+
+MLQA_LANGUAGES = ("en", "ar", "de", "es", "hi", "vi", "zh")
+XQUAD_LANGUAGES = ("en", "ar", "de", "el", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
+XOR_LANGUAGES = ("ar", "bn", "fi", "ja", "ko", "ru", "te")
+
+
+def normalise_code(code: str, *, source: str = "input") -> str:
+    """Return a canonical language code (stripped, lower-case) or raise naming the source.
+
+    XOR-TyDi's training file labels one language `" ar"`; real data has quirks like this.
+    """
+    canon = str(code).strip().lower()
+    if canon not in LANGUAGES:
+        raise ValueError(
+            f"{source}: unknown language code {code!r}; known codes: {', '.join(sorted(LANGUAGES))}"
+        )
+    return canon
+
+
+def language_name(code: str) -> str:
+    """English name of a language, as the generator prompt spells it."""
+    return LANGUAGES[normalise_code(code)][0]
+
+
+def script_of(code: str) -> str:
+    """The Unicode script a language is written in."""
+    return LANGUAGES[normalise_code(code)][1]

@@ -1,0 +1,1 @@
+"""Evaluation metrics: per-query scores first, aggregates derived from them."""

@@ -1,0 +1,100 @@
+"""faiss search over passage embeddings, and TREC run files.
+
+Exact inner-product search (`IndexFlatIP`) is the default, as the paper uses. For collections
+that do not fit in memory, `ivf`, `hnsw` and `ivfpq` trade exactness for memory and speed;
+`recall_against_exact` measures what they lose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from xqg.io import atomic_path
+
+INDEX_TYPES = ("flat", "ivf", "hnsw", "ivfpq")
+
+
+def build_index(emb: np.ndarray, kind: str = "flat", nlist: int = 1024, m: int = 32,
+                nprobe: int = 32, seed: int = 0) -> faiss.Index:
+    """An inner-product index over `emb` (float32 [n, d]); d is taken from the data."""
+    if kind not in INDEX_TYPES:
+        raise ValueError(f"unknown index type {kind!r}; use one of {INDEX_TYPES}")
+    emb = np.ascontiguousarray(emb, dtype=np.float32)
+    d = emb.shape[1]
+    if kind == "flat":
+        index = faiss.IndexFlatIP(d)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(d, m, faiss.METRIC_INNER_PRODUCT)
+    else:
+        nlist = max(1, min(nlist, len(emb) // 39))  # faiss wants ~39 training points per list
+        quantizer = faiss.IndexFlatIP(d)
+        if kind == "ivf":
+            index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        else:
+            sub = next(s for s in (m, 16, 8, 4, 2, 1) if d % s == 0)
+            index = faiss.IndexIVFPQ(quantizer, d, nlist, sub, 8, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = seed
+        index.train(emb)
+        index.nprobe = min(nprobe, nlist)
+    index.add(emb)
+    return index
+
+
+def search(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (scores, row indices) per query; k is capped at the collection size."""
+    k = min(k, index.ntotal)
+    return index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+
+
+def retrieve(
+    passage_ids: Sequence[str], passage_emb: np.ndarray, query_ids: Sequence[str],
+    query_emb: np.ndarray, k: int, kind: str = "flat",
+) -> dict[str, list[tuple[str, float]]]:
+    """Run: query id -> [(passage id, score)] in rank order."""
+    if len(passage_ids) != len(passage_emb):
+        raise ValueError(f"{len(passage_ids)} passage ids but {len(passage_emb)} embeddings")
+    if len(query_ids) != len(query_emb):
+        raise ValueError(f"{len(query_ids)} query ids but {len(query_emb)} embeddings")
+    if passage_emb.shape[1] != query_emb.shape[1]:
+        raise ValueError(f"dimension mismatch: passages {passage_emb.shape[1]}, queries {query_emb.shape[1]}")
+    scores, rows = search(build_index(passage_emb, kind), query_emb, k)
+    return {
+        q: [(passage_ids[r], float(s)) for r, s in zip(rrow, srow) if r >= 0]
+        for q, rrow, srow in zip(query_ids, rows, scores)
+    }
+
+
+def ranked_ids(run: dict[str, list[tuple[str, float]]]) -> dict[str, list[str]]:
+    """Drop the scores of a run."""
+    return {q: [p for p, _ in hits] for q, hits in run.items()}
+
+
+def recall_against_exact(approx: dict[str, list[str]], exact: dict[str, list[str]], k: int) -> float:
+    """Mean share of the exact top-k that an approximate index also returns in its top-k."""
+    return float(np.mean([len(set(approx[q][:k]) & set(exact[q][:k])) / max(1, len(exact[q][:k]))
+                          for q in exact]))
+
+
+def write_trec_run(path: str | Path, run: dict[str, list[tuple[str, float]]], tag: str) -> None:
+    """TREC run format: ``qid Q0 docid rank score tag``, atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for q, hits in run.items():
+            for rank, (p, s) in enumerate(hits, 1):
+                f.write(f"{q} Q0 {p} {rank} {s:.6f} {tag}\n")
+
+
+def read_trec_run(path: str | Path) -> dict[str, list[tuple[str, float]]]:
+    """Read a TREC run back, ranked by the rank column."""
+    rows: dict[str, list[tuple[int, str, float]]] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.split()
+            if len(parts) != 6:
+                raise ValueError(f"{path}:{lineno}: expected 6 columns, got {len(parts)}")
+            q, _, p, rank, score, _ = parts
+            rows.setdefault(q, []).append((int(rank), p, float(score)))
+    return {q: [(p, s) for _, p, s in sorted(hits)] for q, hits in rows.items()}
