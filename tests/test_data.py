@@ -39,7 +39,8 @@ def test_xquad_counts(raw_data):
     bench = load_xquad(root=raw_data)
     assert len(bench.passages) == 240
     assert Counter(q.language for q in bench.queries) == {
-        lang: 1190 for lang in ("en", "ar", "de", "es", "hi", "vi", "zh")}
+        lang: 1190 for lang in ("en", "ar", "de", "es", "hi", "vi", "zh")
+    }
     assert len({q.article for q in bench.queries}) == 48
 
 
@@ -54,7 +55,9 @@ def test_xor_counts_and_language_quirk(raw_data):
 def test_mini_split_has_no_shared_articles(raw_data, mlqa):
     xquad = load_xquad(root=raw_data)
     assert shared_articles(xquad.passages.values(), mlqa.passages.values()) == {
-        "harvard university", "prime number"}
+        "harvard university",
+        "prime number",
+    }
     train = drop_shared_articles(xquad, mlqa)
     assert shared_articles(train.passages.values(), mlqa.passages.values()) == set()
     assert (len(train.passages), len({q.article for q in train.queries})) == (230, 46)

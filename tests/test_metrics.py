@@ -15,8 +15,19 @@ from xqg.metrics.xor_retrieve import hit_at_tokens, r_at_kt, word_tokenize
 
 
 def test_word_tokenize_matches_nltk_treebank_conventions():
-    assert word_tokenize("He didn't go. She said \"no\".") == (
-        "He", "did", "n't", "go", ".", "She", "said", "``", "no", "''", ".")
+    assert word_tokenize('He didn\'t go. She said "no".') == (
+        "He",
+        "did",
+        "n't",
+        "go",
+        ".",
+        "She",
+        "said",
+        "``",
+        "no",
+        "''",
+        ".",
+    )
 
 
 def test_hit_at_tokens_budget_and_case():
@@ -54,7 +65,9 @@ def test_passage_metrics_hand_computed():
         passage.per_query({"q1": ["p1"]}, qrels, ["MRR@10"])
     texts = {"p3": "Rome", "p1": "Paris", "p2": "", "p9": "", "p8": "", "p7": "Oslo"}
     assert passage.answer_recall_at(run, texts, {"q1": ["Paris"], "q2": ["Oslo"]}, 2) == {
-        "q1": 1.0, "q2": 0.0}
+        "q1": 1.0,
+        "q2": 0.0,
+    }
 
 
 def test_mlqa_normalisation_per_language():
@@ -76,11 +89,27 @@ def test_mlqa_em_f1_hand_computed():
 
 
 def test_mlqa_evaluate_counts_unanswered_as_zero():
-    dataset = {"data": [{"title": "t", "paragraphs": [{"context": "c", "qas": [
-        {"id": "a", "question": "?", "answers": [{"text": "Paris", "answer_start": 0}]},
-        {"id": "b", "question": "?", "answers": [{"text": "big red dog", "answer_start": 0}]},
-        {"id": "c", "question": "?", "answers": [{"text": "x", "answer_start": 0}]},
-    ]}]}]}
+    dataset = {
+        "data": [
+            {
+                "title": "t",
+                "paragraphs": [
+                    {
+                        "context": "c",
+                        "qas": [
+                            {"id": "a", "question": "?", "answers": [{"text": "Paris", "answer_start": 0}]},
+                            {
+                                "id": "b",
+                                "question": "?",
+                                "answers": [{"text": "big red dog", "answer_start": 0}],
+                            },
+                            {"id": "c", "question": "?", "answers": [{"text": "x", "answer_start": 0}]},
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
     got = qa.evaluate(dataset, {"a": "paris", "b": "red dog"}, "en")
     assert got["exact_match"] == pytest.approx(100 / 3)
     assert got["f1"] == pytest.approx(100 * (1 + 0.8) / 3)
@@ -115,25 +144,75 @@ def test_compare_paired_tests():
 
 def test_cli_evaluators(tmp_path):
     data = tmp_path / "dev.jsonl"
-    data.write_text("\n".join(json.dumps(r) for r in [
-        {"id": "1", "question": "q", "answers": ["Paris"], "lang": "fi", "split": "dev"},
-        {"id": "2", "question": "q", "answers": ["Rome"], "lang": "ja", "split": "dev"},
-        {"id": "3", "question": "q", "answers": ["yes"], "lang": "ja", "split": "dev"},
-    ]))
+    data.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"id": "1", "question": "q", "answers": ["Paris"], "lang": "fi", "split": "dev"},
+                {"id": "2", "question": "q", "answers": ["Rome"], "lang": "ja", "split": "dev"},
+                {"id": "3", "question": "q", "answers": ["yes"], "lang": "ja", "split": "dev"},
+            ]
+        )
+    )
     pred = tmp_path / "pred.json"
-    pred.write_text(json.dumps([{"id": "1", "lang": "fi", "ctxs": ["in Paris"]},
-                                {"id": "2", "lang": "ja", "ctxs": ["in Oslo"]},
-                                {"id": "3", "lang": "ja", "ctxs": ["yes"]}]))
-    out = subprocess.run([sys.executable, "-m", "xqg.evaluate", "xor-retrieve", "--data_file", str(data),
-                          "--pred_file", str(pred), "--json"], capture_output=True, text=True, check=True)
+    pred.write_text(
+        json.dumps(
+            [
+                {"id": "1", "lang": "fi", "ctxs": ["in Paris"]},
+                {"id": "2", "lang": "ja", "ctxs": ["in Oslo"]},
+                {"id": "3", "lang": "ja", "ctxs": ["yes"]},
+            ]
+        )
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xqg.evaluate",
+            "xor-retrieve",
+            "--data_file",
+            str(data),
+            "--pred_file",
+            str(pred),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     got = json.loads(out.stdout)
     assert got["R@2kt"] == {"fi": 100.0, "ja": 0.0, "macro": 50.0}
     assert got["R@5kt"] == got["R@2kt"]
     dataset = tmp_path / "mlqa.json"
-    dataset.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": "c", "qas": [
-        {"id": "a", "question": "?", "answers": [{"text": "Paris", "answer_start": 0}]}]}]}]}))
+    dataset.write_text(
+        json.dumps(
+            {
+                "data": [
+                    {
+                        "title": "t",
+                        "paragraphs": [
+                            {
+                                "context": "c",
+                                "qas": [
+                                    {
+                                        "id": "a",
+                                        "question": "?",
+                                        "answers": [{"text": "Paris", "answer_start": 0}],
+                                    }
+                                ],
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
     preds = tmp_path / "preds.json"
     preds.write_text(json.dumps({"a": "The Paris"}))
-    out = subprocess.run([sys.executable, "-m", "xqg.evaluate", "mlqa", str(dataset), str(preds), "en"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "xqg.evaluate", "mlqa", str(dataset), str(preds), "en"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(out.stdout) == {"exact_match": 100.0, "f1": 100.0}

@@ -38,8 +38,11 @@ def evaluate_xor(data_file: str, pred_file: str, budgets: list[int]) -> dict[str
     answers = {qid: q.answers for qid, q in queries.items() if qid in contexts}
     missing = len(queries) - len(answers)
     if missing:
-        print(f"warning: {missing} questions of {data_file} have no prediction; "
-              "they are left out, as the official evaluator does", file=sys.stderr)
+        print(
+            f"warning: {missing} questions of {data_file} have no prediction; "
+            "they are left out, as the official evaluator does",
+            file=sys.stderr,
+        )
     languages = {qid: q.language for qid, q in queries.items()}
     return {f"R@{n // 1000}kt": r_at_kt(contexts, answers, languages, n)[1] for n in budgets}
 
@@ -51,8 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     xor = sub.add_parser("xor-retrieve", help="R@kt of an XOR-Retrieve prediction file")
     xor.add_argument("--data_file", required=True)
     xor.add_argument("--pred_file", required=True)
-    xor.add_argument("--max_token_num", type=int, default=None,
-                     help="one token budget (default: both 2000 and 5000)")
+    xor.add_argument(
+        "--max_token_num", type=int, default=None, help="one token budget (default: both 2000 and 5000)"
+    )
     xor.add_argument("--json", action="store_true", help="print one JSON object")
     mlqa = sub.add_parser("mlqa", help="MLQA EM/F1 of a predictions file")
     mlqa.add_argument("dataset_file")

@@ -25,4 +25,9 @@ def work_dir(profile: str) -> Path:
 
 def results_dir(profile: str) -> Path:
     """Metrics, tables and per-query results of one profile."""
-    return PROJECT_ROOT / "results" / profile
+    return Path(os.environ.get("XQG_RESULTS_DIR", PROJECT_ROOT / "results")) / profile
+
+
+def figures_dir(profile: str) -> Path:
+    """The paper's figures of one profile (PDF and PNG)."""
+    return Path(os.environ.get("XQG_FIGURES_DIR", PROJECT_ROOT / "figures")) / profile

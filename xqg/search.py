@@ -18,8 +18,9 @@ from xqg.io import atomic_path
 INDEX_TYPES = ("flat", "ivf", "hnsw", "ivfpq")
 
 
-def build_index(emb: np.ndarray, kind: str = "flat", nlist: int = 1024, m: int = 32,
-                nprobe: int = 32, seed: int = 0) -> faiss.Index:
+def build_index(
+    emb: np.ndarray, kind: str = "flat", nlist: int = 1024, m: int = 32, nprobe: int = 32, seed: int = 0
+) -> faiss.Index:
     """An inner-product index over `emb` (float32 [n, d]); d is taken from the data."""
     if kind not in INDEX_TYPES:
         raise ValueError(f"unknown index type {kind!r}; use one of {INDEX_TYPES}")
@@ -51,8 +52,12 @@ def search(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray,
 
 
 def retrieve(
-    passage_ids: Sequence[str], passage_emb: np.ndarray, query_ids: Sequence[str],
-    query_emb: np.ndarray, k: int, kind: str = "flat",
+    passage_ids: Sequence[str],
+    passage_emb: np.ndarray,
+    query_ids: Sequence[str],
+    query_emb: np.ndarray,
+    k: int,
+    kind: str = "flat",
 ) -> dict[str, list[tuple[str, float]]]:
     """Run: query id -> [(passage id, score)] in rank order."""
     if len(passage_ids) != len(passage_emb):
@@ -75,8 +80,9 @@ def ranked_ids(run: dict[str, list[tuple[str, float]]]) -> dict[str, list[str]]:
 
 def recall_against_exact(approx: dict[str, list[str]], exact: dict[str, list[str]], k: int) -> float:
     """Mean share of the exact top-k that an approximate index also returns in its top-k."""
-    return float(np.mean([len(set(approx[q][:k]) & set(exact[q][:k])) / max(1, len(exact[q][:k]))
-                          for q in exact]))
+    return float(
+        np.mean([len(set(approx[q][:k]) & set(exact[q][:k])) / max(1, len(exact[q][:k])) for q in exact])
+    )
 
 
 def write_trec_run(path: str | Path, run: dict[str, list[tuple[str, float]]], tag: str) -> None:

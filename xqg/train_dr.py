@@ -116,15 +116,23 @@ def _save_checkpoint(path: Path, encoder: Encoder, optim, sched, step: int, args
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     encoder.save(tmp)
-    torch.save({"optimizer": optim.state_dict(), "scheduler": sched.state_dict(), "step": step,
-                "torch_rng": torch.get_rng_state()}, tmp / "trainer_state.pt")
+    torch.save(
+        {
+            "optimizer": optim.state_dict(),
+            "scheduler": sched.state_dict(),
+            "step": step,
+            "torch_rng": torch.get_rng_state(),
+        },
+        tmp / "trainer_state.pt",
+    )
     (tmp / "training_args.json").write_text(json.dumps(asdict(args), indent=1))
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)  # a checkpoint folder is complete or absent
 
 
-def train(encoder: Encoder, examples: Sequence[TrainExample], args: TrainingArgs,
-          stop_after: int | None = None) -> dict:
+def train(
+    encoder: Encoder, examples: Sequence[TrainExample], args: TrainingArgs, stop_after: int | None = None
+) -> dict:
     """Train `encoder` in place; resume from ``output_dir/checkpoint-last`` if present.
 
     `stop_after` ends this call after that many steps, checkpointed, as a time-sliced job (or a
@@ -147,7 +155,8 @@ def train(encoder: Encoder, examples: Sequence[TrainExample], args: TrainingArgs
     optim = torch.optim.AdamW(encoder.parameters(), lr=args.learning_rate)
     warm = max(1, int(args.warmup_ratio * total))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        optim, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+        optim, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
+    )
     step = 0
     if ckpt.exists():
         state = torch.load(ckpt / "trainer_state.pt", weights_only=False)

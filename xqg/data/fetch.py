@@ -62,10 +62,16 @@ def _catalogue() -> dict[str, list[DataFile]]:
         for lang in ("en", "ar", "de", "es", "hi", "vi", "zh")
     ]
     xor = [
-        DataFile("xor-tydi/xor_dev_retrieve_eng_span_v1_1.jsonl",
-                 XOR_URL.format("xor_dev_retrieve_eng_span_v1_1.jsonl"), 2110),
-        DataFile("xor-tydi/xor_train_retrieve_eng_span.jsonl",
-                 XOR_URL.format("xor_train_retrieve_eng_span.jsonl"), 15250),
+        DataFile(
+            "xor-tydi/xor_dev_retrieve_eng_span_v1_1.jsonl",
+            XOR_URL.format("xor_dev_retrieve_eng_span_v1_1.jsonl"),
+            2110,
+        ),
+        DataFile(
+            "xor-tydi/xor_train_retrieve_eng_span.jsonl",
+            XOR_URL.format("xor_train_retrieve_eng_span.jsonl"),
+            15250,
+        ),
     ]
     wiki = [DataFile("wiki/psgs_w100.tsv.gz", DPR_WIKI, None)]
     return {"mlqa": mlqa, "xquad": xquad, "xor-tydi": xor, "wiki": wiki}
@@ -108,9 +114,10 @@ def download(url: str, dest: Path) -> None:
         if have and resp.status != 206:  # server ignored the range: start again
             have = 0
         total = int(resp.headers.get("Content-Length", 0)) + have
-        with open(part, "ab" if have else "wb") as f, tqdm(
-            total=total or None, initial=have, unit="B", unit_scale=True, desc=dest.name
-        ) as bar:
+        with (
+            open(part, "ab" if have else "wb") as f,
+            tqdm(total=total or None, initial=have, unit="B", unit_scale=True, desc=dest.name) as bar,
+        ):
             for block in iter(lambda: resp.read(1 << 20), b""):
                 f.write(block)
                 bar.update(len(block))
@@ -173,11 +180,19 @@ def fetch(datasets: list[str], dest_root: Path, mirror: Path | None) -> dict[str
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point of `make data`."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--datasets", nargs="+", default=["mlqa", "xquad", "xor-tydi"],
-                    help=f"any of {', '.join(CATALOGUE)} (wiki: the 18M-passage XOR collection)")
+    ap.add_argument(
+        "--datasets",
+        nargs="+",
+        default=["mlqa", "xquad", "xor-tydi"],
+        help=f"any of {', '.join(CATALOGUE)} (wiki: the 18M-passage XOR collection)",
+    )
     ap.add_argument("--dest", type=Path, default=data_dir())
-    ap.add_argument("--mirror", type=Path, default=os.environ.get("XQG_DATA_MIRROR") or None,
-                    help="local mirror folder (default: $XQG_DATA_MIRROR)")
+    ap.add_argument(
+        "--mirror",
+        type=Path,
+        default=os.environ.get("XQG_DATA_MIRROR") or None,
+        help="local mirror folder (default: $XQG_DATA_MIRROR)",
+    )
     args = ap.parse_args(argv)
     manifest = fetch(args.datasets, args.dest, args.mirror)
     print(f"{len(manifest)} verified files under {args.dest}")

@@ -8,6 +8,7 @@ Wikipedia in 100-word passages (about 18.2M), streamed rather than loaded.
 from __future__ import annotations
 
 import csv
+import gzip
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,7 +63,8 @@ def iter_dpr_tsv(path: str | Path) -> Iterator[Passage]:
     """Stream passages from DPR's TSV (header ``id text title``), naming bad rows."""
     path = Path(path)
     csv.field_size_limit(sys.maxsize)
-    with open(path, encoding="utf-8", newline="") as f:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", newline="") as f:
         reader = csv.reader(f, delimiter="\t")
         header = next(reader, None)
         if header is None or [h.strip() for h in header[:3]] != ["id", "text", "title"]:
@@ -71,3 +73,46 @@ def iter_dpr_tsv(path: str | Path) -> Iterator[Passage]:
             if len(row) < 3:
                 raise DataError(f"{path}:{lineno}: expected 3 fields (id, text, title), got {len(row)}")
             yield Passage(id=row[0], title=row[2], text=row[1])
+
+
+def iter_augmented_corpus(path: str | Path) -> Iterator[tuple[Passage, dict[str, list[str]]]]:
+    """Stream the authors' released corpus with generated queries (``ielab/xor-tydi-xqg-augmented``
+    exported to JSON Lines): rows ``{docid, title, text, generated_queries: {lang: [q0, ...]}}``."""
+    for lineno, rec in enumerate(iter_jsonl(path), 1):
+        for key in ("docid", "title", "text"):
+            if key not in rec:
+                raise DataError(f"{path}:{lineno}: field '{key}' missing")
+        yield Passage(str(rec["docid"]), rec["title"], rec["text"]), rec.get("generated_queries") or {}
+
+
+def load_tevatron_train(
+    path: str | Path, languages: dict[str, str]
+) -> tuple[dict[str, Passage], list[Query]]:
+    """Tevatron's ``xor-tydi`` training file (JSON Lines: query_id, query, answers,
+    positive_passages [{docid, title, text}]); `languages` maps query ids to languages (from the
+    XOR-Retrieve training file)."""
+    passages: dict[str, Passage] = {}
+    queries = []
+    for lineno, rec in enumerate(iter_jsonl(path), 1):
+        for key in ("query_id", "query", "positive_passages"):
+            if key not in rec:
+                raise DataError(f"{path}:{lineno}: field '{key}' missing")
+        if not rec["positive_passages"]:
+            continue
+        pos = rec["positive_passages"][0]
+        passages.setdefault(str(pos["docid"]), Passage(str(pos["docid"]), pos.get("title", ""), pos["text"]))
+        qid = str(rec["query_id"])
+        if qid not in languages:
+            raise DataError(f"{path}:{lineno}: query {qid} not in the XOR-Retrieve training file")
+        queries.append(
+            Query(
+                f"{qid}-{languages[qid]}",
+                qid,
+                languages[qid],
+                rec["query"],
+                tuple(rec.get("answers") or ()),
+                str(pos["docid"]),
+                pos.get("title"),
+            )
+        )
+    return passages, queries

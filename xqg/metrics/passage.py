@@ -82,7 +82,4 @@ def answer_recall_at(
 ) -> dict[str, float]:
     """Per query: 1 if any gold answer string occurs in one of the top-k passage texts."""
     check_keys(run, answers)  # type: ignore[arg-type]
-    return {
-        q: float(any(a in passages[p] for p in run[q][:k] for a in answers[q] if a))
-        for q in answers
-    }
+    return {q: float(any(a in passages[p] for p in run[q][:k] for a in answers[q] if a)) for q in answers}

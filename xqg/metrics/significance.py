@@ -76,10 +76,17 @@ def compare(
     rows = []
     for group in baseline:
         a, b = paired_vectors(baseline[group], system[group])
-        rows.append({
-            "group": group, "n": len(a), "baseline": a.mean(), "system": b.mean(),
-            "delta": (b - a).mean(), "p_t": paired_t(a, b), "p_wilcoxon": wilcoxon(a, b),
-        })
+        rows.append(
+            {
+                "group": group,
+                "n": len(a),
+                "baseline": a.mean(),
+                "system": b.mean(),
+                "delta": (b - a).mean(),
+                "p_t": paired_t(a, b),
+                "p_wilcoxon": wilcoxon(a, b),
+            }
+        )
     df = pd.DataFrame(rows)
     if df.empty:
         return df

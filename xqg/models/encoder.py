@@ -19,8 +19,12 @@ import torch
 from tqdm.auto import tqdm
 
 SPEC_FILE = "xqg_encoder.json"
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
-                "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
 
 
 @dataclass
@@ -101,8 +105,13 @@ class Encoder(torch.nn.Module):
         for i, t in enumerate(texts):
             if not isinstance(t, str) or not t.strip():
                 raise ValueError(f"{kind} text {i} is empty")
-        return self.tokenizer(self.prefix(texts, kind), max_length=max_length, truncation=True,
-                              padding=True, return_tensors="pt")
+        return self.tokenizer(
+            self.prefix(texts, kind),
+            max_length=max_length,
+            truncation=True,
+            padding=True,
+            return_tensors="pt",
+        )
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Embeddings of a tokenised batch (with gradients when training)."""

@@ -122,17 +122,29 @@ def read_e5_file(path: str | Path) -> E5File:
             tensors[name] = dequantize_q4(raw, n)
         else:
             raise FormatError(f"{path}: tensor {name} has unknown dtype {dtype}")
-    config = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                  intermediate_size=ff, vocab_size=vocab, max_position_embeddings=max_pos,
-                  type_vocab_size=type_vocab, layer_norm_eps=float(eps))
+    config = dict(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=ff,
+        vocab_size=vocab,
+        max_position_embeddings=max_pos,
+        type_vocab_size=type_vocab,
+        layer_norm_eps=float(eps),
+    )
     special = dict(bos=bos, eos=eos, pad=pad, unk=unk)
     return E5File(config, pieces, scores, special, norm_map, tensors)
 
 
 _LAYER_NAMES = {
-    "q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-    "ao": "attention.output.dense", "aln": "attention.output.LayerNorm",
-    "fi": "intermediate.dense", "fo": "output.dense", "oln": "output.LayerNorm",
+    "q": "attention.self.query",
+    "k": "attention.self.key",
+    "v": "attention.self.value",
+    "ao": "attention.output.dense",
+    "aln": "attention.output.LayerNorm",
+    "fi": "intermediate.dense",
+    "fo": "output.dense",
+    "oln": "output.LayerNorm",
 }
 
 
@@ -183,13 +195,20 @@ def build_tokenizer(e5: E5File):
     tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always", split=False)
     bos, eos = e5.pieces[s["bos"]], e5.pieces[s["eos"]]
     tok.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
+        single=f"{bos} $A {eos}",
+        pair=f"{bos} $A {eos} {eos} $B {eos}",
         special_tokens=[(bos, s["bos"]), (eos, s["eos"])],
     )
     mask = "<mask>" if "<mask>" in e5.pieces else None
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=bos, eos_token=eos, unk_token=e5.pieces[s["unk"]],
-        pad_token=e5.pieces[s["pad"]], cls_token=bos, sep_token=eos, mask_token=mask,
+        tokenizer_object=tok,
+        bos_token=bos,
+        eos_token=eos,
+        unk_token=e5.pieces[s["unk"]],
+        pad_token=e5.pieces[s["pad"]],
+        cls_token=bos,
+        sep_token=eos,
+        mask_token=mask,
         model_max_length=e5.config["max_position_embeddings"],
     )
 
@@ -253,4 +272,3 @@ def convert(out_dir: str | Path, model_file: str | Path | None = None) -> Path:
     with atomic_path(out_dir / "xqg_encoder.json") as tmp:  # written last: marks a complete folder
         tmp.write_text(json.dumps(spec.__dict__, indent=1))
     return out_dir
-

@@ -13,8 +13,13 @@ import torch
 
 from xqg.models.encoder import Encoder, EncoderSpec
 
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-            max_position_embeddings=256)
+TINY = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=256,
+)
 
 
 def train_bpe_tokenizer(texts: Iterable[str], specials: list[str], vocab_size: int = 800):
@@ -43,9 +48,19 @@ def train_sentencepiece(texts: Iterable[str], out_dir: Path, vocab_size: int = 1
     corpus.write_text("\n".join(t.replace("\n", " ") for t in texts), encoding="utf-8")
     prefix = out_dir / "spiece"
     spm.SentencePieceTrainer.train(
-        input=str(corpus), model_prefix=str(prefix), vocab_size=vocab_size, model_type="unigram",
-        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, num_threads=1, character_coverage=1.0,
-        hard_vocab_limit=False, minloglevel=2)
+        input=str(corpus),
+        model_prefix=str(prefix),
+        vocab_size=vocab_size,
+        model_type="unigram",
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        num_threads=1,
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        minloglevel=2,
+    )
     corpus.unlink()
     return prefix.with_suffix(".model")
 
@@ -53,8 +68,9 @@ def train_sentencepiece(texts: Iterable[str], out_dir: Path, vocab_size: int = 1
 def _wrap(tok, **special):
     from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=TINY["max_position_embeddings"],
-                                   **special)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, model_max_length=TINY["max_position_embeddings"], **special
+    )
 
 
 def tiny_encoder(texts: Iterable[str], family: str = "xlm-roberta", seed: int = 0) -> Encoder:
@@ -66,12 +82,20 @@ def tiny_encoder(texts: Iterable[str], family: str = "xlm-roberta", seed: int = 
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     tok = train_bpe_tokenizer(texts, specials)
     tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
-    hf_tok = _wrap(tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
-                   cls_token="<s>", sep_token="</s>", mask_token="<mask>")
+        single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+    )
+    hf_tok = _wrap(
+        tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        cls_token="<s>",
+        sep_token="</s>",
+        mask_token="<mask>",
+    )
     if family == "bert":
-        model = BertModel(BertConfig(vocab_size=len(hf_tok), pad_token_id=1, **TINY),
-                          add_pooling_layer=False)
+        model = BertModel(BertConfig(vocab_size=len(hf_tok), pad_token_id=1, **TINY), add_pooling_layer=False)
     elif family == "xlm-roberta":
         # XLM-R positions start after the padding index, hence two extra positions.
         sizes = {**TINY, "max_position_embeddings": TINY["max_position_embeddings"] + 2}
@@ -95,8 +119,17 @@ def tiny_mt5(texts: Iterable[str], out_dir: str | Path, seed: int = 0):
     vocab = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
     hf_tok = T5Tokenizer(vocab=vocab, extra_ids=0)
     hf_tok.backend_tokenizer.normalizer = normalizers.NFKC()
-    cfg = MT5Config(vocab_size=len(hf_tok), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=2,
-                    decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    cfg = MT5Config(
+        vocab_size=len(hf_tok),
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_heads=2,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+    )
     model = MT5ForConditionalGeneration(cfg)
     model.save_pretrained(out_dir)
     hf_tok.save_pretrained(out_dir)

@@ -1,0 +1,108 @@
+"""The whole smoke pipeline through papermill, asserting on what the notebooks recorded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from xqg.pipeline import STEPS, check_notebooks, check_params, load_params
+
+
+def test_params_match_notebooks_in_every_profile():
+    assert check_params() == []
+
+
+def test_source_notebooks_have_no_outputs():
+    assert check_notebooks() == []
+
+
+def test_unknown_profile_and_step_are_named():
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        load_params("huge", "01_data")
+    with pytest.raises(ValueError, match="unknown step '09_x'"):
+        load_params("mini", "09_x")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, raw_data):
+    """Run every step of the smoke profile into temporary folders."""
+    root = tmp_path_factory.mktemp("smoke")
+    env = {
+        "XQG_WORK_DIR": str(root / "work"),
+        "XQG_RESULTS_DIR": str(root / "results"),
+        "XQG_FIGURES_DIR": str(root / "figures"),
+    }
+    import os
+
+    for step in STEPS:
+        proc = subprocess.run(
+            [sys.executable, "-m", "xqg.pipeline", "run", step, "--profile", "smoke"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, f"{step} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return root
+
+
+def test_smoke_pipeline_records_consistent_results(smoke_run):
+    root = smoke_run
+    summary = json.loads((root / "work" / "smoke" / "data" / "summary.json").read_text())
+    assert summary["collection passages"] == 30
+    n_test = summary["evaluation queries (test)"]
+    metrics = pd.read_csv(root / "results" / "smoke" / "metrics.csv")
+    assert {
+        "benchmark",
+        "split",
+        "encoder",
+        "training",
+        "xqg",
+        "n_queries",
+        "alpha",
+        "perturbation",
+        "severity",
+        "language",
+        "metric",
+        "value",
+        "n",
+    } <= set(metrics.columns)
+    test = metrics[(metrics.split == "test") & (metrics.language == "macro")]
+    # zero-shot and fine-tuned, each without xQG and with 1..2 queries per language
+    assert set(zip(test.training, test.n_queries)) == {
+        (t, n) for t in ("zero-shot", "fine-tuned") for n in (0, 1, 2)
+    }
+    assert (test[test.metric == "Recall@20"]["n"] == n_test).all()
+    assert metrics["value"].between(0, 100).all()
+    # Recall@k cannot fall as k grows
+    wide = test.pivot_table(index=["training", "n_queries"], columns="metric", values="value")
+    assert (wide["Recall@1"] <= wide["Recall@5"]).all() and (wide["Recall@5"] <= wide["Recall@20"]).all()
+    # the macro row is the mean of the language rows
+    rows = metrics[
+        (metrics.split == "test")
+        & (metrics.metric == "MRR@10")
+        & (metrics.training == "zero-shot")
+        & (metrics.n_queries == 0)
+    ]
+    assert rows[rows.language == "macro"]["value"].iloc[0] == pytest.approx(
+        rows[rows.language != "macro"]["value"].mean()
+    )
+
+
+def test_smoke_pipeline_writes_generation_tables_and_figures(smoke_run):
+    root = smoke_run
+    lines = (root / "work" / "smoke" / "generated" / "queries.jsonl").read_text().splitlines()
+    assert len(lines) == 30 * 2 * 2  # passages x languages x queries
+    quality = pd.read_csv(root / "results" / "smoke" / "generation_quality.csv", index_col=0)
+    assert list(quality.index) == ["de", "zh"] and (quality["queries"] == 60).all()
+    tables = root / "results" / "smoke" / "tables"
+    for suffix in (".csv", ".tex", ".md"):
+        assert (tables / f"retrieval_MRR_at_10{suffix}").exists()
+    assert "\\toprule" in (tables / "retrieval_MRR_at_10.tex").read_text()
+    for name in ("ablation_n_queries", "alpha_sweep"):
+        for suffix in (".pdf", ".png"):
+            assert (root / "figures" / "smoke" / f"{name}{suffix}").stat().st_size > 1000
+    assert (root / "work" / "smoke" / "models" / "retriever" / "final" / "xqg_encoder.json").exists()

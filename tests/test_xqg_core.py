@@ -1,0 +1,232 @@
+"""The xQG core: augmentation formula, generators (tiny mT5 and e5-style), resumable generation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from xqg.augment import GeneratedEmbeddings, augment
+from xqg.data.schema import Passage
+from xqg.generation.e5_generator import E5QuestionGenerator, build_generator
+from xqg.generation.prompts import Triple, prompt, triples
+from xqg.generation.quality import in_language, report, script_share
+from xqg.generation.run import generate_collection, load_generated
+from xqg.generation.seq2seq import Seq2SeqGenerator, Seq2SeqTrainingArgs, fine_tune
+from xqg.generation.train_e5 import GeneratorTrainingArgs, train_e5_generator
+from xqg.models.tiny import tiny_encoder, tiny_mt5
+
+
+def _generated(pids, langs, n, d, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = [(p, lang, s) for p in pids for lang in langs for s in range(n)]
+    return GeneratedEmbeddings(
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        np.array([r[2] for r in rows]),
+        rng.normal(size=(len(rows), d)).astype(np.float32),
+    )
+
+
+def test_prompt_is_the_papers():
+    assert (
+        prompt("ja", "Tokyo", "Tokyo is big.")
+        == "Generate a Japanese question for this passage: Tokyo Tokyo is big."
+    )
+    with pytest.raises(ValueError, match="unknown language code 'xx'"):
+        prompt("xx", "t", "p")
+
+
+def test_alpha_zero_is_identity_and_formula_by_hand():
+    pids = ["a", "b"]
+    p = np.array([[1.0, 0.0], [0.0, 2.0]], np.float32)
+    gen = GeneratedEmbeddings(
+        ["a", "a", "b", "b"],
+        ["fi", "fi", "fi", "fi"],
+        np.array([0, 1, 0, 1]),
+        np.array([[1, 1], [3, 1], [0, 4], [2, 2]], np.float32),
+    )
+    np.testing.assert_array_equal(augment(pids, p, gen, alpha=0.0), p)
+    got = augment(pids, p, gen, alpha=0.5)
+    # a: 0.5 * [1, 0] + 0.5 * ([1, 1] + [3, 1]) = [2.5, 1]; b: 0.5 * [0, 2] + 0.5 * [2, 6] = [1, 4]
+    np.testing.assert_allclose(got, [[2.5, 1.0], [1.0, 4.0]])
+    mean = augment(pids, p, gen, alpha=0.5, mode="mean")
+    np.testing.assert_allclose(mean, [[1.5, 0.5], [0.5, 2.5]])
+
+
+def test_subsets_equal_augmenting_from_scratch():
+    pids = [f"p{i}" for i in range(5)]
+    p = np.random.default_rng(1).normal(size=(5, 8)).astype(np.float32)
+    full = _generated(pids, ["ar", "de", "zh"], 4, 8)
+    scratch = GeneratedEmbeddings(
+        *zip(
+            *[
+                (r_p, r_l, r_s)
+                for r_p, r_l, r_s in zip(full.passage_ids, full.languages, full.samples)
+                if r_s < 2 and r_l in ("ar", "zh")
+            ]
+        ),
+        emb=full.emb[(full.samples < 2) & np.isin(full.languages, ["ar", "zh"])],
+    )
+    scratch = GeneratedEmbeddings(
+        list(scratch.passage_ids), list(scratch.languages), np.array(scratch.samples), scratch.emb
+    )
+    np.testing.assert_allclose(
+        augment(pids, p, full.select(n=2, languages=["ar", "zh"]), 0.1),
+        augment(pids, p, scratch, 0.1),
+        rtol=1e-6,
+    )
+
+
+def test_misaligned_generated_queries_are_refused():
+    p = np.zeros((2, 4), np.float32)
+    gen = _generated(["a"], ["de"], 2, 4)
+    with pytest.raises(KeyError, match="1 passages have no generated queries"):
+        augment(["a", "b"], p, gen)
+    kept = augment(["a", "b"], p, gen, alpha=0.5, on_missing="keep")
+    np.testing.assert_array_equal(kept[1], p[1])
+    with pytest.raises(KeyError, match="not in the collection"):
+        augment(["b"], p[:1], gen, on_missing="keep")
+    uneven = GeneratedEmbeddings(["a", "a", "b"], ["de", "de", "de"], np.array([0, 1, 0]), np.ones((3, 4)))
+    with pytest.raises(ValueError, match="uneven"):
+        augment(["a", "b"], p, uneven)
+    with pytest.raises(ValueError, match="dimension mismatch"):
+        augment(["a"], np.zeros((1, 3), np.float32), gen)
+
+
+def test_quality_checks_scripts_and_languages():
+    assert script_share("ما هي عاصمة فرنسا؟", "Arabic") == 1.0
+    assert script_share("भारत की राजधानी", "Devanagari") == 1.0
+    assert script_share("北京在哪里", "Han") == 1.0
+    assert in_language("¿Cuál es la capital de Francia?", "es")
+    assert not in_language("Was ist die Hauptstadt von Frankreich?", "es")
+    assert in_language("Thủ đô của Pháp là gì?", "vi")
+    df = report(
+        [
+            {"passage_id": "a", "language": "de", "sample": i, "text": t}
+            for i, t in enumerate(["Wer ist das?", "Wer ist das?", "Was ist der Fluss?"])
+        ]
+    )
+    assert df.loc["de", "duplicates within passage %"] == pytest.approx(100 / 3)
+    assert df.loc["de", "in language %"] == 100.0
+
+
+@pytest.fixture(scope="module")
+def mt5(small_texts, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mt5")
+    tiny_mt5(small_texts + [prompt("de", "t", "p"), prompt("zh", "t", "p")], out)
+    return Seq2SeqGenerator.from_pretrained(out)
+
+
+def test_mt5_smoke_path_trains_and_generates(mt5, mlqa, tmp_path):
+    tr = triples(mlqa, ["de", "zh"])[:16]
+    before = mt5.loss(tr).item()
+    hist = fine_tune(
+        mt5,
+        tr,
+        tr[:4],
+        Seq2SeqTrainingArgs(
+            output_dir=str(tmp_path / "g"),
+            steps=3,
+            batch_size=8,
+            micro_batch=4,
+            learning_rate=1e-3,
+            eval_every=3,
+        ),
+    )
+    assert hist[-1]["step"] == 3 and (tmp_path / "g" / "best" / "config.json").exists()
+    assert mt5.loss(tr).item() < before
+    passage = Passage("p", "Berlin", "Berlin is the capital of Germany.")
+    out = mt5.generate([passage], "de", 3, max_new_tokens=8, seed=1)
+    assert len(out) == 1 and len(out[0]) == 3
+    assert out == mt5.generate([passage], "de", 3, max_new_tokens=8, seed=1)  # seeded
+
+
+def test_e5_style_generator_trains_and_samples_the_language_token(small_texts, mlqa, tmp_path):
+    enc = tiny_encoder(small_texts, "bert", seed=0)
+    tr = triples(mlqa, ["de", "zh"])[:24]
+    texts = [t.question for t in tr] + [f"{t.title} {t.passage}" for t in tr]
+    gen = build_generator("tiny", ["de", "zh"], texts, n_layers=1, encoder=enc)
+    held = [Passage(t.passage_id, t.title, t.passage) for t in tr[:4]]
+    hist = train_e5_generator(
+        gen,
+        tr,
+        held,
+        held,
+        GeneratorTrainingArgs(
+            output_dir=str(tmp_path / "e5g"),
+            steps=4,
+            batch_size=8,
+            eval_every=2,
+            learning_rate=1e-3,
+            warmup_steps=1,
+            max_new_tokens=6,
+        ),
+    )
+    assert [h["step"] for h in hist] == [2, 4] and 0 <= hist[-1]["mean"] <= 100
+    again = E5QuestionGenerator.load(tmp_path / "e5g" / "last", encoder=enc)
+    out = again.generate(held[:2], "zh", 2, max_new_tokens=6, seed=3)
+    assert len(out) == 2 and all(len(x) == 2 for x in out)
+    assert out == again.generate(held[:2], "zh", 2, max_new_tokens=6, seed=3)
+    assert gen.target_ids("zh", "北京")[0] == 3 + gen.languages.index("zh")  # language start token
+
+
+class _Killed(Exception):
+    pass
+
+
+class _FakeGenerator:
+    """Deterministic texts from the seed; can 'die' after some calls."""
+
+    def __init__(self, die_after=None):
+        self.calls, self.die_after = 0, die_after
+
+    def generate(self, passages, language, n, *, top_k, max_new_tokens, seed):
+        self.calls += 1
+        if self.die_after is not None and self.calls > self.die_after:
+            raise _Killed
+        rng = np.random.default_rng(seed)
+        return [[f"{language}-{p.id}-{rng.integers(1000)}" for _ in range(n)] for p in passages]
+
+
+def test_generation_resumes_after_a_kill_without_duplicates(tmp_path):
+    passages = [Passage(f"p{i}", "t", f"text {i}") for i in range(10)]
+    ref = generate_collection(
+        _FakeGenerator(), passages, ["de", "zh"], 3, tmp_path / "ref.jsonl", batch_size=4
+    )
+    out = tmp_path / "gen.jsonl"
+    with pytest.raises(_Killed):
+        generate_collection(_FakeGenerator(die_after=2), passages, ["de", "zh"], 3, out, batch_size=4)
+    with open(out, "a") as f:
+        f.write('{"passage_id": "p8", "language": "de", "sam')  # a torn line, as a kill leaves
+    generate_collection(_FakeGenerator(), passages, ["de", "zh"], 3, out, batch_size=4)
+    got, want = load_generated(out), load_generated(ref)
+    key = lambda r: (r["language"], r["passage_id"], r["sample"])  # noqa: E731
+    assert sorted(got, key=key) == sorted(want, key=key)
+    assert len(got) == 10 * 2 * 3 == len({key(r) for r in got})
+
+
+def test_generation_shards_cover_the_collection(tmp_path):
+    passages = [Passage(f"p{i}", "t", f"text {i}") for i in range(7)]
+    for shard in range(3):
+        generate_collection(
+            _FakeGenerator(),
+            passages,
+            ["de"],
+            2,
+            tmp_path / f"s{shard}.jsonl",
+            shard=shard,
+            num_shards=3,
+            batch_size=2,
+        )
+    seen = [r["passage_id"] for s in range(3) for r in load_generated(tmp_path / f"s{s}.jsonl")]
+    assert sorted(set(seen)) == sorted(p.id for p in passages) and len(seen) == 14
+
+
+def test_triples_link_english_passages(mlqa):
+    tr = triples(mlqa, ["hi"])
+    assert len(tr) == 507 and all(isinstance(t, Triple) and t.language == "hi" for t in tr)
+    assert json.dumps(tr[0].question, ensure_ascii=False)
+    assert torch.tensor(1)

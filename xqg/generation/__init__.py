@@ -1,0 +1,1 @@
+"""Cross-lingual query generation: prompts, generators, resumable generation, quality report."""

@@ -1,0 +1,336 @@
+"""The embedded default generator: a question decoder warm-started from multilingual-e5-small.
+
+No pretrained multilingual seq2seq model can be had offline, so the generator is built after
+Rothe et al. (2020): the e5 encoder (frozen; its states for a passage are computed once and
+cached) and a shallow decoder whose self-attention and feed-forward blocks are copied from e5's
+top layers, with cross-attention initialised from the same layers' attention weights. Choices,
+each for the CPU budget:
+
+- a language start token instead of the language name in the prompt: the encoder reads
+  ``passage: {title} {passage}`` once and serves every target language (the paper's prompt
+  would cost one encoder pass per language);
+- a restricted output vocabulary: the e5 pieces that occur in the training questions or in the
+  passages (about 10% of the 250k), embeddings tied to the input and initialised from e5;
+- a copy gate: a learned scalar per decoding step added to the logits of the pieces of the
+  passage being read, so the decoder can carry names and numbers over (a pointer mechanism
+  reduced to one gate; it is what ties the questions to the passage in front of it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from xqg.data.schema import Passage
+from xqg.languages import language_name, normalise_code
+from xqg.models.encoder import Encoder, EncoderSpec
+
+PAD, EOS, UNK = 0, 1, 2  # reduced-vocabulary indices of the specials
+CONFIG_FILE = "xqg_generator.json"
+WEIGHTS_FILE = "decoder.pt"
+
+
+@dataclass
+class GeneratorConfig:
+    """What a saved e5 generator needs to be rebuilt."""
+
+    encoder_path: str
+    languages: list[str]
+    kept_pieces: list[int]  # full-vocabulary ids of the reduced vocabulary (after specials and languages)
+    n_layers: int = 2
+    max_passage_len: int = 128
+    max_question_len: int = 40
+    copy_gate: bool = True
+
+
+class DecoderLayer(nn.Module):
+    """Post-LN transformer decoder layer with BERT's parameter layout (self, cross, FFN)."""
+
+    def __init__(self, hidden: int, heads: int, ff: int, eps: float):
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v, self.o = (nn.Linear(hidden, hidden) for _ in range(4))
+        self.cq, self.ck, self.cv, self.co = (nn.Linear(hidden, hidden) for _ in range(4))
+        self.ln1, self.ln2, self.ln3 = (nn.LayerNorm(hidden, eps=eps) for _ in range(3))
+        self.fi, self.fo = nn.Linear(hidden, ff), nn.Linear(ff, hidden)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, h = x.shape
+        return x.view(b, t, self.heads, h // self.heads).transpose(1, 2)
+
+    def _merge(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, t, d = x.shape
+        return x.transpose(1, 2).reshape(b, t, self.heads * d)
+
+    def memory(self, mem: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-attention keys and values of the encoder states (computed once per sequence)."""
+        return self._split(self.ck(mem)), self._split(self.cv(mem))
+
+    def forward(self, x, mem_kv, mem_bias, cache=None):
+        """`cache` (k, v) of earlier positions turns on incremental decoding; returns (x, cache)."""
+        q, k, v = self._split(self.q(x)), self._split(self.k(x)), self._split(self.v(x))
+        if cache is not None:
+            k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
+        att = F.scaled_dot_product_attention(q, k, v, is_causal=cache is None and x.shape[1] > 1)
+        x = self.ln1(x + self.o(self._merge(att)))
+        c = F.scaled_dot_product_attention(self._split(self.cq(x)), *mem_kv, attn_mask=mem_bias)
+        x = self.ln2(x + self.co(self._merge(c)))
+        x = self.ln3(x + self.fo(F.gelu(self.fi(x))))
+        return x, (k, v)
+
+    def warm_start(self, bert_layer: nn.Module) -> None:
+        """Copy a BertLayer's weights; cross-attention starts from its self-attention."""
+        att, out = bert_layer.attention, bert_layer.output
+        pairs = [
+            (self.q, att.self.query),
+            (self.k, att.self.key),
+            (self.v, att.self.value),
+            (self.o, att.output.dense),
+            (self.cq, att.self.query),
+            (self.ck, att.self.key),
+            (self.cv, att.self.value),
+            (self.co, att.output.dense),
+            (self.ln1, att.output.LayerNorm),
+            (self.ln2, att.output.LayerNorm),
+            (self.fi, bert_layer.intermediate.dense),
+            (self.fo, out.dense),
+            (self.ln3, out.LayerNorm),
+        ]
+        with torch.no_grad():
+            for mine, theirs in pairs:
+                mine.weight.copy_(theirs.weight)
+                mine.bias.copy_(theirs.bias)
+
+
+class E5QuestionGenerator(nn.Module):
+    """Frozen e5 encoder + shallow warm-started decoder over a restricted vocabulary."""
+
+    def __init__(self, encoder: Encoder, config: GeneratorConfig, warm_start: bool = True):
+        super().__init__()
+        self.config = config
+        self.encoder = encoder  # shared with retrieval; frozen here
+        for p in self.encoder.parameters():
+            p.requires_grad_(False)
+        bert = encoder.model
+        c = bert.config
+        self.languages = [normalise_code(lang) for lang in config.languages]
+        n_special = 3 + len(self.languages)
+        full = torch.tensor(config.kept_pieces, dtype=torch.long)
+        self.register_buffer("full_of_reduced", torch.cat([torch.full((n_special,), -1), full]), False)
+        reduced = torch.full((c.vocab_size,), UNK, dtype=torch.long)
+        reduced[full] = torch.arange(n_special, n_special + len(full))
+        self.register_buffer("reduced_of_full", reduced, False)
+        self.vocab_size = n_special + len(full)
+        self.embed = nn.Embedding(self.vocab_size, c.hidden_size)
+        self.pos = nn.Embedding(config.max_question_len + 2, c.hidden_size)
+        self.emb_ln = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.layers = nn.ModuleList(
+            DecoderLayer(c.hidden_size, c.num_attention_heads, c.intermediate_size, c.layer_norm_eps)
+            for _ in range(config.n_layers)
+        )
+        self.out_bias = nn.Parameter(torch.zeros(self.vocab_size))
+        self.copy = nn.Linear(c.hidden_size, 1)
+        nn.init.zeros_(self.copy.weight)
+        nn.init.zeros_(self.copy.bias)
+        if warm_start:
+            self._warm_start()
+
+    def _warm_start(self) -> None:
+        bert, tok = self.encoder.model, self.encoder.tokenizer
+        words = bert.embeddings.word_embeddings.weight
+        with torch.no_grad():
+            specials = [tok.pad_token_id, tok.eos_token_id, tok.unk_token_id]
+            self.embed.weight[:3] = words[specials]
+            for i, lang in enumerate(self.languages):  # start token: the language's name
+                ids = tok(language_name(lang), add_special_tokens=False)["input_ids"]
+                self.embed.weight[3 + i] = words[ids].mean(0)
+            self.embed.weight[3 + len(self.languages) :] = words[
+                self.full_of_reduced[3 + len(self.languages) :]
+            ]
+            self.pos.weight.copy_(bert.embeddings.position_embeddings.weight[: self.pos.num_embeddings])
+            self.emb_ln.load_state_dict(bert.embeddings.LayerNorm.state_dict())
+            top = bert.encoder.layer[-len(self.layers) :]
+            for mine, theirs in zip(self.layers, top):
+                mine.warm_start(theirs)
+
+    # -- encoding --------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_passages(self, passages: Sequence[Passage]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder states [B, L, H] and attention masks of ``passage: {title} {text}``."""
+        texts = [f"{p.title} {p.text}" for p in passages]
+        batch = self.encoder.tokenize(texts, "passage", self.config.max_passage_len)
+        self.encoder.model.eval()
+        states = self.encoder.model(**batch).last_hidden_state
+        return states, batch["attention_mask"]
+
+    def copy_mask(self, passages: Sequence[Passage]) -> torch.Tensor:
+        """[B, V'] 1.0 where a reduced-vocabulary piece occurs in the passage."""
+        ids = self.encoder.tokenizer(
+            [f"{p.title} {p.text}" for p in passages],
+            add_special_tokens=False,
+            truncation=True,
+            max_length=self.config.max_passage_len,
+        )["input_ids"]
+        mask = torch.zeros(len(passages), self.vocab_size)
+        for row, seq in enumerate(ids):
+            red = self.reduced_of_full[torch.tensor(seq, dtype=torch.long)]
+            mask[row, red[red >= 3 + len(self.languages)]] = 1.0
+        return mask
+
+    # -- decoding --------------------------------------------------------------------------
+    def _bias(self, mem_mask: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(mem_mask.shape, dtype=torch.float32).masked_fill(mem_mask == 0, float("-inf"))[
+            :, None, None, :
+        ]
+
+    def logits(self, tokens, states, mem_mask, copy_mask, start: int = 0, caches=None):
+        """Logits for `tokens` at positions start..; `caches` as returned before (or None)."""
+        pos = torch.arange(start, start + tokens.shape[1])
+        x = self.emb_ln(self.embed(tokens) + self.pos(pos)[None])
+        bias = self._bias(mem_mask)
+        new = []
+        for i, layer in enumerate(self.layers):
+            mem_kv = caches[i][1] if caches is not None else layer.memory(states)
+            x, kv = layer(x, mem_kv, bias, caches[i][0] if caches is not None else None)
+            new.append((kv, mem_kv))
+        out = x @ self.embed.weight.T + self.out_bias
+        if self.config.copy_gate:
+            out = out + self.copy(x) * copy_mask[:, None, :]
+        return out, new
+
+    def loss(self, states, mem_mask, copy_mask, targets: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced cross-entropy; `targets` = [language token, pieces..., EOS, PAD...]."""
+        out, _ = self.logits(targets[:, :-1], states, mem_mask, copy_mask)
+        return F.cross_entropy(out.reshape(-1, self.vocab_size), targets[:, 1:].reshape(-1), ignore_index=PAD)
+
+    def target_ids(self, language: str, question: str) -> list[int]:
+        """Reduced ids of a training question with its language token and EOS."""
+        full = self.encoder.tokenizer(question, add_special_tokens=False)["input_ids"]
+        red = self.reduced_of_full[torch.tensor(full, dtype=torch.long)].tolist()
+        lang = 3 + self.languages.index(normalise_code(language))
+        return [lang, *red[: self.config.max_question_len], EOS]
+
+    @torch.no_grad()
+    def sample(
+        self,
+        states,
+        mem_mask,
+        copy_mask,
+        language: str,
+        n: int,
+        top_k: int,
+        max_new_tokens: int,
+        generator: torch.Generator,
+    ) -> list[list[str]]:
+        """`n` top-k samples per passage, decoded with a KV cache; texts per passage."""
+        self.eval()
+        b = states.shape[0]
+        states, mem_mask = states.repeat_interleave(n, 0), mem_mask.repeat_interleave(n, 0)
+        copy_mask = copy_mask.repeat_interleave(n, 0)
+        lang = 3 + self.languages.index(normalise_code(language))
+        tokens = torch.full((b * n, 1), lang, dtype=torch.long)
+        done = torch.zeros(b * n, dtype=torch.bool)
+        out, caches, step_tokens = [], None, tokens
+        max_new = min(max_new_tokens, self.pos.num_embeddings - 1)
+        for t in range(max_new):
+            logits, new = self.logits(step_tokens, states, mem_mask, copy_mask, start=t, caches=caches)
+            caches = [((kv[0], kv[1]), mem) for kv, mem in new]
+            logits = logits[:, -1]
+            logits[:, [PAD, UNK]] = float("-inf")
+            logits[:, 3 : 3 + len(self.languages)] = float("-inf")
+            top, idx = logits.topk(min(top_k, logits.shape[-1]), -1)
+            choice = torch.multinomial(F.softmax(top, -1), 1, generator=generator)
+            nxt = idx.gather(1, choice).squeeze(1)
+            nxt[done] = PAD
+            out.append(nxt)
+            done |= nxt == EOS
+            if done.all():
+                break
+            step_tokens = nxt[:, None]
+        seqs = torch.stack(out, 1) if out else torch.zeros(b * n, 0, dtype=torch.long)
+        first_piece = 3 + len(self.languages)
+        texts = []
+        for row in seqs.tolist():
+            row = row[: row.index(EOS)] if EOS in row else row
+            ids = [int(self.full_of_reduced[i]) for i in row if i >= first_piece]
+            texts.append(self.encoder.tokenizer.decode(ids, skip_special_tokens=True).strip())
+        return [texts[i * n : (i + 1) * n] for i in range(b)]
+
+    def generate(
+        self,
+        passages: Sequence[Passage],
+        language: str,
+        n: int,
+        *,
+        top_k: int = 10,
+        max_new_tokens: int = 32,
+        seed: int = 0,
+    ) -> list[list[str]]:
+        """`n` questions in `language` for each passage (the QueryGenerator interface)."""
+        states, mask = self.encode_passages(passages)
+        g = torch.Generator().manual_seed(seed)
+        return self.sample(states, mask, self.copy_mask(passages), language, n, top_k, max_new_tokens, g)
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, out_dir: str | Path) -> None:
+        """Decoder weights and config (the frozen encoder is referenced by path)."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        state = {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
+        torch.save(state, out_dir / WEIGHTS_FILE)
+        (out_dir / CONFIG_FILE).write_text(json.dumps(asdict(self.config)))
+
+    @classmethod
+    def load(cls, path: str | Path, encoder: Encoder | None = None) -> E5QuestionGenerator:
+        """Rebuild a saved generator (loading its e5 encoder unless one is passed)."""
+        path = Path(path)
+        if not (path / CONFIG_FILE).exists() or not (path / WEIGHTS_FILE).exists():
+            raise FileNotFoundError(f"{path}: not an e5 generator folder ({CONFIG_FILE}, {WEIGHTS_FILE})")
+        config = GeneratorConfig(**json.loads((path / CONFIG_FILE).read_text()))
+        encoder = encoder or Encoder.from_pretrained(config.encoder_path)
+        model = cls(encoder, config, warm_start=False)
+        model.load_state_dict(torch.load(path / WEIGHTS_FILE), strict=False)
+        return model
+
+
+def kept_pieces(tokenizer, texts: Sequence[str]) -> list[int]:
+    """Sorted full-vocabulary ids of every piece the texts use (specials excluded)."""
+    ids: set[int] = set()
+    for start in range(0, len(texts), 512):
+        for seq in tokenizer(list(texts[start : start + 512]), add_special_tokens=False)["input_ids"]:
+            ids.update(seq)
+    ids -= set(tokenizer.all_special_ids)
+    return sorted(ids)
+
+
+def build_generator(
+    encoder_path: str | Path,
+    languages: Sequence[str],
+    vocabulary_texts: Sequence[str],
+    n_layers: int = 2,
+    copy_gate: bool = True,
+    encoder: Encoder | None = None,
+    seed: int = 0,
+) -> E5QuestionGenerator:
+    """A fresh warm-started generator whose vocabulary covers `vocabulary_texts`."""
+    torch.manual_seed(seed)
+    encoder = encoder or Encoder.from_pretrained(encoder_path, EncoderSpec.for_model(str(encoder_path)))
+    config = GeneratorConfig(
+        str(encoder_path),
+        list(languages),
+        kept_pieces(encoder.tokenizer, vocabulary_texts),
+        n_layers=n_layers,
+        copy_gate=copy_gate,
+    )
+    return E5QuestionGenerator(encoder, config)
+
+
+def param_count(model: nn.Module) -> int:
+    """Trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,156 @@
+"""Generating queries for a collection: resumable, shardable JSON Lines output.
+
+One line per query: ``{"passage_id", "language", "sample", "text"}``. Work is cut into
+units (language, batch of passages) over the shard's passages in a fixed order, and each unit
+is sampled under its own seed, so a run that was killed and resumed writes exactly the lines
+an uninterrupted run writes. On resume, lines of unfinished units (and a torn last line) are
+dropped before work continues.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from tqdm.auto import tqdm
+
+from xqg.data.schema import Passage
+from xqg.embeddings import shard_bounds
+from xqg.io import atomic_path, iter_jsonl
+
+
+class QueryGenerator(Protocol):
+    """Anything that writes `n` questions in `language` for each passage."""
+
+    def generate(
+        self,
+        passages: Sequence[Passage],
+        language: str,
+        n: int,
+        *,
+        top_k: int,
+        max_new_tokens: int,
+        seed: int,
+    ) -> list[list[str]]: ...
+
+
+def unit_seed(seed: int, language: str, first_passage: str) -> int:
+    """Seed of one unit of work, independent of what ran before it."""
+    return int(hashlib.sha1(f"{seed}:{language}:{first_passage}".encode()).hexdigest()[:8], 16)
+
+
+def _complete_units(path: Path, n: int) -> set[tuple[str, str]]:
+    """(passage, language) pairs with all `n` samples in the file; rewrites the file to hold only them."""
+    if not path.exists():
+        return set()
+    with open(path, "rb") as f:
+        data = f.read()
+    good = data[: data.rfind(b"\n") + 1]  # drop a torn last line
+    records = [json.loads(line) for line in good.decode("utf-8").splitlines() if line.strip()]
+    count: dict[tuple[str, str], int] = {}
+    for r in records:
+        key = (r["passage_id"], r["language"])
+        count[key] = count.get(key, 0) + 1
+    done = {k for k, c in count.items() if c == n}
+    kept = [r for r in records if (r["passage_id"], r["language"]) in done]
+    if len(kept) != len(records) or len(good) != len(data):
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            for r in kept:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return done
+
+
+def generate_collection(
+    generator: QueryGenerator,
+    passages: Sequence[Passage],
+    languages: Sequence[str],
+    n: int,
+    out_path: str | Path,
+    *,
+    top_k: int = 10,
+    max_new_tokens: int = 32,
+    batch_size: int = 16,
+    seed: int = 0,
+    shard: int = 0,
+    num_shards: int = 1,
+) -> Path:
+    """Write `n` queries per passage per language to `out_path` (shard `shard` of `num_shards`)."""
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    start, end = shard_bounds(len(passages), shard, num_shards)
+    mine = list(passages[start:end])
+    done = _complete_units(out_path, n)
+    units = [(lang, mine[s : s + batch_size]) for lang in languages for s in range(0, len(mine), batch_size)]
+    todo = [(lang, batch) for lang, batch in units if any((p.id, lang) not in done for p in batch)]
+    with open(out_path, "a", encoding="utf-8") as f:
+        for lang, batch in tqdm(
+            todo,
+            desc=f"generate (shard {shard}/{num_shards})",
+            initial=len(units) - len(todo),
+            total=len(units),
+        ):
+            texts = generator.generate(
+                batch,
+                lang,
+                n,
+                top_k=top_k,
+                max_new_tokens=max_new_tokens,
+                seed=unit_seed(seed, lang, batch[0].id),
+            )
+            lines = []
+            for p, samples in zip(batch, texts):
+                if (p.id, lang) in done:
+                    continue
+                lines += [
+                    json.dumps(
+                        {"passage_id": p.id, "language": lang, "sample": i, "text": t}, ensure_ascii=False
+                    )
+                    + "\n"
+                    for i, t in enumerate(samples)
+                ]
+            f.write("".join(lines))
+            f.flush()
+            os.fsync(f.fileno())
+    return out_path
+
+
+def load_generated(path: str | Path) -> list[dict]:
+    """The records of a generated-queries file, validated."""
+    records = []
+    for i, r in enumerate(iter_jsonl(path), 1):
+        for key in ("passage_id", "language", "sample", "text"):
+            if key not in r:
+                raise ValueError(f"{path}:{i}: field '{key}' missing")
+        records.append(r)
+    return records
+
+
+def import_released_queries(
+    corpus_file: str | Path, languages: Sequence[str], n: int, out_path: str | Path
+) -> Path:
+    """Write the authors' released generated queries (``ielab/xor-tydi-xqg-augmented`` as JSON
+    Lines) in this package's format: the first `n` per language for each passage."""
+    from xqg.data.xor_tydi import iter_augmented_corpus
+
+    with atomic_path(out_path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for passage, generated in tqdm(iter_augmented_corpus(corpus_file), desc="import released queries"):
+            for lang in languages:
+                queries = generated.get(lang, [])
+                if len(queries) < n:
+                    raise ValueError(
+                        f"{corpus_file}: passage {passage.id} has {len(queries)} {lang} queries, "
+                        f"fewer than n={n}"
+                    )
+                for i, text in enumerate(queries[:n]):
+                    f.write(
+                        json.dumps(
+                            {"passage_id": passage.id, "language": lang, "sample": i, "text": text},
+                            ensure_ascii=False,
+                        )
+                        + "\n"
+                    )
+    return Path(out_path)

@@ -1,0 +1,193 @@
+"""Step 08: tables (CSV, LaTeX, Markdown), figures (PDF and PNG), significance, README results."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from xqg.metrics.significance import compare  # noqa: E402
+
+KEY = [
+    "benchmark",
+    "split",
+    "encoder",
+    "training",
+    "xqg",
+    "n_queries",
+    "alpha",
+    "mode",
+    "gen_languages",
+    "perturbation",
+    "severity",
+]
+
+
+def set_style() -> None:
+    """One style for every figure."""
+    sns.set_theme(context="paper", style="ticks", font_scale=1.1)
+    plt.rcParams.update({"figure.dpi": 150, "savefig.bbox": "tight", "pdf.fonttype": 42})
+
+
+def save_figure(fig, out: Path) -> list[Path]:
+    """PDF (byte-stable: no creation date) and PNG."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pdf, png = out.with_suffix(".pdf"), out.with_suffix(".png")
+    fig.savefig(pdf, metadata={"CreationDate": None, "ModDate": None})
+    fig.savefig(png, metadata={"Software": None})
+    plt.close(fig)
+    return [pdf, png]
+
+
+def save_table(df: pd.DataFrame, out: Path, bold_max: bool = True, caption: str = "") -> list[Path]:
+    """CSV, LaTeX (booktabs, best value per column in bold) and Markdown versions of a table."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    csv, tex, md = out.with_suffix(".csv"), out.with_suffix(".tex"), out.with_suffix(".md")
+    df.to_csv(csv)
+    numeric = df.select_dtypes("number")
+    styler = df.style.format(precision=1, na_rep="–")
+    if bold_max and not numeric.empty:
+        styler = styler.highlight_max(subset=list(numeric.columns), props="font-weight: bold;")
+    tex.write_text(styler.to_latex(hrules=True, convert_css=True, caption=caption or None))
+    shown = df.copy()
+    for c in numeric.columns:
+        best = numeric[c].max()
+        shown[c] = [
+            f"**{v:.1f}**" if bold_max and np.isclose(v, best) else ("–" if pd.isna(v) else f"{v:.1f}")
+            for v in numeric[c]
+        ]
+    md.write_text(shown.to_markdown() + "\n")
+    return [csv, tex, md]
+
+
+def system_label(row) -> str:
+    """A readable system name from a metrics row."""
+    base = f"{row['encoder']} ({row['training']})"
+    return base + (f" + xQG (n={int(row['n_queries'])}, α={row['alpha']:g})" if row["xqg"] else "")
+
+
+def per_language_table(
+    metrics: pd.DataFrame, metric: str, per_query: pd.DataFrame | None, n_queries: int
+) -> pd.DataFrame:
+    """Rows = systems (each encoder with and without xQG at full n), columns = languages + macro.
+
+    A dagger marks an xQG value that differs from its baseline under the paired t-test with Holm
+    correction across languages (p < 0.05); the markers go in a second frame of strings.
+    """
+    test = metrics[(metrics.split == "test") & (metrics.metric == metric) & (metrics.perturbation == "none")]
+    test = test[(~test.xqg) | (test.n_queries == n_queries)]
+    test = test[test.gen_languages == ""] if "gen_languages" in test else test
+    table = test.assign(system=test.apply(system_label, axis=1)).pivot_table(
+        index="system", columns="language", values="value", sort=False
+    )
+    cols = [c for c in table.columns if c != "macro"] + ["macro"]
+    return table[cols]
+
+
+def significance_table(
+    per_query: pd.DataFrame, metric: str, n_queries: int, correction: str = "holm"
+) -> pd.DataFrame:
+    """Paired tests of xQG (n = n_queries) against the same encoder without it, per language."""
+    pq = per_query[(per_query.metric == metric) & (per_query.perturbation == "none")]
+    out = []
+    for (encoder, training), g in pq.groupby(["encoder", "training"]):
+        base = g[~g.xqg]
+        sys_ = g[g.xqg & (g.n_queries == n_queries) & (g.gen_languages == "")]
+        if base.empty or sys_.empty:
+            continue
+        a = {lang: dict(zip(d.query_id, d.value)) for lang, d in base.groupby("language")}
+        b = {lang: dict(zip(d.query_id, d.value)) for lang, d in sys_.groupby("language")}
+        df = compare(a, b, correction=correction)
+        df.insert(0, "encoder", f"{encoder} ({training})")
+        out.append(df.rename(columns={"group": "language"}))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def ablation_figure(
+    metrics: pd.DataFrame,
+    per_query: pd.DataFrame,
+    metrics_shown: Sequence[str],
+    out: Path,
+    training: str = "zero-shot",
+) -> list[Path]:
+    """Metric vs number of generated queries per language, 95% bootstrap bands, stars where n differs
+    significantly from n = 0 (paired t-test, Holm over n)."""
+    set_style()
+    pq = per_query[
+        (per_query.perturbation == "none")
+        & (per_query.training == training)
+        & (per_query.gen_languages == "")
+    ]
+    fig, axes = plt.subplots(1, len(metrics_shown), figsize=(3.2 * len(metrics_shown), 2.8), squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, metric in zip(axes[0], metrics_shown):
+        g = pq[pq.metric == metric]
+        ns = sorted(g.n_queries.unique())
+        # macro over languages per n, with a bootstrap over queries within languages
+        means, lo, hi, pvals = [], [], [], []
+        base = g[g.n_queries == 0].set_index("query_id")["value"]
+        for n in ns:
+            cur = g[g.n_queries == n]
+            by_lang = [d["value"].to_numpy() for _, d in cur.groupby("language")]
+            means.append(100 * np.mean([v.mean() for v in by_lang]))
+            boots = [100 * np.mean([rng.choice(v, len(v)).mean() for v in by_lang]) for _ in range(200)]
+            lo.append(np.percentile(boots, 2.5))
+            hi.append(np.percentile(boots, 97.5))
+            if n:
+                from xqg.metrics.significance import paired_t
+
+                s = cur.set_index("query_id")["value"].reindex(base.index)
+                pvals.append(paired_t(base.to_numpy(), s.to_numpy()))
+        from xqg.metrics.significance import holm
+
+        adj = holm(pvals) if pvals else []
+        ax.plot(ns, means, marker="o", color="C0")
+        ax.fill_between(ns, lo, hi, alpha=0.2, color="C0")
+        for n, m, p in zip(ns[1:], means[1:], adj):
+            if p < 0.05:
+                ax.annotate("*", (n, m), textcoords="offset points", xytext=(0, 4), ha="center")
+        ax.set_xlabel("generated queries per language (n)")
+        ax.set_ylabel(f"{metric} (macro, %)")
+        ax.set_xticks(ns)
+    sns.despine(fig)
+    fig.tight_layout()
+    return save_figure(fig, out)
+
+
+def alpha_figure(metrics: pd.DataFrame, metric: str, out: Path) -> list[Path]:
+    """The alpha sweep on the tuning queries: metric vs alpha, one line per mode and training."""
+    set_style()
+    tune = metrics[(metrics.split == "tuning") & (metrics.metric == metric) & (metrics.language == "macro")]
+    fig, ax = plt.subplots(figsize=(4.2, 3))
+    for (training, mode), g in tune[tune.xqg].groupby(["training", "mode"]):
+        g = g.sort_values("alpha")
+        ax.plot(g.alpha, g.value, marker="o", label=f"{training}, {mode}")
+    for training, g in tune[~tune.xqg].groupby("training"):
+        ax.axhline(g.value.iloc[0], ls="--", color="grey", lw=1, label=f"{training}, no xQG")
+    ax.set_xscale("log")
+    ax.set_xlabel("α")
+    ax.set_ylabel(f"{metric} (macro, %) on tuning queries")
+    ax.legend(fontsize=7, frameon=False)
+    sns.despine(fig)
+    fig.tight_layout()
+    return save_figure(fig, out)
+
+
+def update_readme(readme: Path, section: str) -> None:
+    """Replace the text between the results markers of the README."""
+    text = readme.read_text()
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    if start not in text or end not in text:
+        raise ValueError(f"{readme}: results markers missing")
+    new = re.sub(
+        re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{section}\n{end}", text, flags=re.S
+    )
+    readme.write_text(new)

@@ -1,0 +1,302 @@
+"""Step 05: encode, augment, search and score; the alpha sweep and the query-count ablation.
+
+Every number lands in ``results/<profile>/metrics.csv`` (tidy, one row per system x language x
+metric, values in percent) and the per-query scores behind it in ``per_query.csv.gz``, which the
+significance tests read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from xqg.augment import GeneratedEmbeddings, augment
+from xqg.data.schema import Query
+from xqg.embeddings import load_embeddings, save_embeddings
+from xqg.generation.run import load_generated
+from xqg.retrieval import dense_retrieve, evaluate_run, passage_text
+from xqg.study.artifacts import load_passages, load_queries
+from xqg.study.models import load_encoder
+
+METRIC_COLUMNS = [
+    "benchmark",
+    "split",
+    "encoder",
+    "training",
+    "xqg",
+    "n_queries",
+    "alpha",
+    "mode",
+    "gen_languages",
+    "perturbation",
+    "severity",
+    "language",
+    "metric",
+    "value",
+    "n",
+]
+
+
+@dataclass(frozen=True)
+class System:
+    """One retrieval configuration whose scores go into the results."""
+
+    encoder: str
+    training: str = "zero-shot"  # or "fine-tuned"
+    xqg: bool = False
+    n_queries: int = 0
+    alpha: float = 0.0
+    mode: str = "sum"
+    gen_languages: str = ""  # "+"-joined languages whose generated queries augment, "" = none
+    perturbation: str = "none"
+    severity: float = 0.0
+
+    @property
+    def label(self) -> str:
+        """Row label in tables."""
+        base = f"{self.encoder} ({self.training})"
+        return base + (f" + xQG (n={self.n_queries}, α={self.alpha:g}, {self.mode})" if self.xqg else "")
+
+
+def _tag(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def encoder_source(work: Path, encoder: str, training: str) -> str:
+    """What to load for an encoder and training regime (a model step 04 trained, if there is one)."""
+    trained = work / "models" / "retriever" / "final"
+    return str(trained) if training == "fine-tuned" and trained.exists() else encoder
+
+
+def _emb_dir(work: Path, encoder: str, training: str = "zero-shot") -> Path:
+    return work / "emb" / f"{_tag(encoder)}-{training}"
+
+
+_ENCODERS: dict[str, object] = {}
+
+
+def _encoder(work: Path, encoder: str, training: str):
+    key = encoder_source(work, encoder, training)
+    if key not in _ENCODERS:
+        _ENCODERS.clear()  # one model in memory at a time
+        _ENCODERS[key] = load_encoder(key, work)
+    return _ENCODERS[key]
+
+
+def passage_embeddings(
+    work: Path, encoder: str, training: str = "zero-shot", max_len: int = 256, dtype: str = "float32"
+) -> tuple[list[str], np.ndarray]:
+    """Collection embeddings, computed once per encoder and cached with their ids."""
+    path = _emb_dir(work, encoder, training) / "passages.npz"
+    passages = load_passages(work / "data" / "collection.jsonl")
+    if path.exists():
+        ids, emb = load_embeddings(path)
+        if ids == list(passages):
+            return ids, emb
+    enc = _encoder(work, encoder, training)
+    texts = [passage_text(p.title, p.text) for p in passages.values()]
+    emb = enc.encode(texts, "passage", max_length=max_len, batch_size=32, dtype=dtype)
+    save_embeddings(path, list(passages), emb)
+    return list(passages), emb
+
+
+def query_embeddings(
+    work: Path,
+    encoder: str,
+    queries: Sequence[Query],
+    name: str,
+    training: str = "zero-shot",
+    dtype: str = "float32",
+) -> np.ndarray:
+    """Embeddings of a query set, cached by name and checked against the query ids."""
+    path = _emb_dir(work, encoder, training) / f"queries-{_tag(name)}.npz"
+    ids = [q.id for q in queries]
+    if path.exists():
+        got, emb = load_embeddings(path)
+        if got == ids:
+            return emb
+    emb = _encoder(work, encoder, training).encode(
+        [q.text for q in queries], "query", max_length=64, batch_size=128, dtype=dtype
+    )
+    save_embeddings(path, ids, emb)
+    return emb
+
+
+def encode_generated(
+    work: Path, encoder: str, training: str = "zero-shot", dtype: str = "float32"
+) -> GeneratedEmbeddings:
+    """Generated-query embeddings (empty generations embed as the empty query's prefix)."""
+    from xqg.study.generator_step import generated_path
+
+    records = load_generated(generated_path(work))
+    ids = [f"{r['passage_id']}|{r['language']}|{r['sample']}" for r in records]
+    path = _emb_dir(work, encoder, training) / "generated.npz"
+    emb = None
+    if path.exists():
+        got, cached = load_embeddings(path)
+        emb = cached if got == ids else None
+    if emb is None:
+        texts = [r["text"] if r["text"].strip() else "?" for r in records]
+        emb = _encoder(work, encoder, training).encode(
+            texts, "query", max_length=64, batch_size=128, dtype=dtype
+        )
+        save_embeddings(path, ids, emb)
+    return GeneratedEmbeddings(
+        [r["passage_id"] for r in records],
+        [r["language"] for r in records],
+        np.array([r["sample"] for r in records]),
+        emb,
+    )
+
+
+def score_system(
+    work: Path,
+    system: System,
+    queries: Sequence[Query],
+    query_name: str,
+    measures: Sequence[str],
+    budgets: Sequence[int],
+    k: int = 100,
+    query_emb: np.ndarray | None = None,
+) -> dict[str, dict[str, float]]:
+    """Per-query metrics of one system on one query set."""
+    pids, pemb = passage_embeddings(work, system.encoder, system.training)
+    if system.xqg:
+        gen = encode_generated(work, system.encoder, system.training)
+        langs = system.gen_languages.split("+") if system.gen_languages else None
+        pemb = augment(pids, pemb, gen.select(system.n_queries, langs), system.alpha, system.mode)
+    if query_emb is None:
+        query_emb = query_embeddings(work, system.encoder, queries, query_name, system.training)
+    run = dense_retrieve(pids, pemb, queries, query_emb, k)
+    passages = load_passages(work / "data" / "collection.jsonl")
+    from xqg.data.schema import Benchmark
+
+    bench = Benchmark("eval", "prepared", passages, list(queries))
+    return evaluate_run(bench, queries, run, measures, budgets)
+
+
+def tidy(
+    system: System,
+    per_query: dict[str, dict[str, float]],
+    queries: Sequence[Query],
+    benchmark: str,
+    split: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(aggregate rows for metrics.csv, per-query rows) of one scored system."""
+    lang = {q.id: q.language for q in queries}
+    base = {
+        "benchmark": benchmark,
+        "split": split,
+        "encoder": system.encoder,
+        "training": system.training,
+        "xqg": system.xqg,
+        "n_queries": system.n_queries,
+        "alpha": system.alpha,
+        "mode": system.mode,
+        "gen_languages": system.gen_languages,
+        "perturbation": system.perturbation,
+        "severity": system.severity,
+    }
+    pq = pd.DataFrame(
+        [
+            {**base, "query_id": q, "language": lang[q], "metric": m, "value": v}
+            for m, scores in per_query.items()
+            for q, v in scores.items()
+        ]
+    )
+    agg = pq.groupby("metric")
+    rows = []
+    for m, g in agg:
+        by_lang = g.groupby("language")["value"].agg(["mean", "size"])
+        for language, r in by_lang.iterrows():
+            rows.append(
+                {**base, "language": language, "metric": m, "value": 100 * r["mean"], "n": int(r["size"])}
+            )
+        rows.append(
+            {
+                **base,
+                "language": "macro",
+                "metric": m,
+                "value": 100 * by_lang["mean"].mean(),
+                "n": int(by_lang["size"].sum()),
+            }
+        )
+    return pd.DataFrame(rows, columns=METRIC_COLUMNS), pq
+
+
+def run_retrieval_study(
+    work: Path,
+    results: Path,
+    benchmark: str,
+    encoder: str,
+    alphas: Sequence[float],
+    modes: Sequence[str],
+    select_metric: str,
+    n_queries: int,
+    measures: Sequence[str],
+    budgets: Sequence[int],
+    base_training: str = "zero-shot",
+) -> dict:
+    """Alpha sweep on the tuning queries, then baseline vs xQG and the n ablation on the test queries.
+
+    `base_training` labels the encoder as loaded ("fine-tuned" for a released xDR checkpoint);
+    a model trained by step 04 is scored as well, labelled "fine-tuned".
+    """
+    tuning = load_queries(work / "data" / "tuning_queries.jsonl")
+    test = load_queries(work / "data" / "eval_queries.jsonl")
+    trainings = [base_training] + (
+        ["fine-tuned"] if (work / "models" / "retriever" / "final").exists() else []
+    )
+    all_rows, all_pq, chosen = [], [], {}
+    for training in trainings:
+        base = System(encoder, training)
+        sweep = []
+        if tuning:
+            for mode in modes:
+                for alpha in alphas:
+                    s = replace(base, xqg=True, n_queries=n_queries, alpha=alpha, mode=mode)
+                    rows, _ = tidy(
+                        s,
+                        score_system(work, s, tuning, "tuning", measures, budgets),
+                        tuning,
+                        benchmark,
+                        "tuning",
+                    )
+                    all_rows.append(rows)
+                    sweep.append(
+                        (
+                            rows.query("language == 'macro' and metric == @select_metric")["value"].iloc[0],
+                            alpha,
+                            mode,
+                        )
+                    )
+            rows, _ = tidy(
+                base,
+                score_system(work, base, tuning, "tuning", measures, budgets),
+                tuning,
+                benchmark,
+                "tuning",
+            )
+            all_rows.append(rows)
+        best_alpha, best_mode = (max(sweep)[1], max(sweep)[2]) if sweep else (alphas[0], modes[0])
+        chosen[training] = {"alpha": best_alpha, "mode": best_mode}
+        systems = [base] + [
+            replace(base, xqg=True, n_queries=n, alpha=best_alpha, mode=best_mode)
+            for n in range(1, n_queries + 1)
+        ]
+        for s in systems:
+            rows, pq = tidy(
+                s, score_system(work, s, test, "test", measures, budgets), test, benchmark, "test"
+            )
+            all_rows.append(rows)
+            all_pq.append(pq)
+    results.mkdir(parents=True, exist_ok=True)
+    metrics = pd.concat(all_rows, ignore_index=True)
+    metrics.to_csv(results / "metrics_retrieval.csv", index=False)
+    pd.concat(all_pq, ignore_index=True).to_csv(results / "per_query_retrieval.csv.gz", index=False)
+    return {"chosen": chosen, "rows": len(metrics)}
