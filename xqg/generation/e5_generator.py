@@ -111,9 +111,12 @@ class DecoderLayer(nn.Module):
 class E5QuestionGenerator(nn.Module):
     """Frozen e5 encoder + shallow warm-started decoder over a restricted vocabulary."""
 
+    repetition_penalty = 1.3  # sampling: divide positive (multiply negative) logits of written pieces
+
     def __init__(self, encoder: Encoder, config: GeneratorConfig, warm_start: bool = True):
         super().__init__()
         self.config = config
+        self._state_memo: tuple[tuple[str, ...], tuple] | None = None
         self.encoder = encoder  # shared with retrieval; frozen here
         for p in self.encoder.parameters():
             p.requires_grad_(False)
@@ -244,6 +247,12 @@ class E5QuestionGenerator(nn.Module):
             logits = logits[:, -1]
             logits[:, [PAD, UNK]] = float("-inf")
             logits[:, 3 : 3 + len(self.languages)] = float("-inf")
+            if out:  # no piece twice in a row, and a penalty on pieces already written
+                prev = torch.stack(out, 1)
+                seen = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, prev, True)
+                logits = torch.where(seen & (logits > 0), logits / self.repetition_penalty,
+                                     torch.where(seen, logits * self.repetition_penalty, logits))
+                logits.scatter_(1, prev[:, -1:], float("-inf"))
             top, idx = logits.topk(min(top_k, logits.shape[-1]), -1)
             choice = torch.multinomial(F.softmax(top, -1), 1, generator=generator)
             nxt = idx.gather(1, choice).squeeze(1)
@@ -272,10 +281,16 @@ class E5QuestionGenerator(nn.Module):
         max_new_tokens: int = 32,
         seed: int = 0,
     ) -> list[list[str]]:
-        """`n` questions in `language` for each passage (the QueryGenerator interface)."""
-        states, mask = self.encode_passages(passages)
+        """`n` questions in `language` for each passage (the QueryGenerator interface).
+
+        The encoder states of the last batch are kept, so that asking for the same passages in
+        another language costs no second encoder pass."""
+        key = tuple(p.id for p in passages)
+        if self._state_memo is None or self._state_memo[0] != key:
+            self._state_memo = (key, (*self.encode_passages(passages), self.copy_mask(passages)))
+        states, mask, copy = self._state_memo[1]
         g = torch.Generator().manual_seed(seed)
-        return self.sample(states, mask, self.copy_mask(passages), language, n, top_k, max_new_tokens, g)
+        return self.sample(states, mask, copy, language, n, top_k, max_new_tokens, g)
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, out_dir: str | Path) -> None:

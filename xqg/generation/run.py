@@ -84,7 +84,8 @@ def generate_collection(
     start, end = shard_bounds(len(passages), shard, num_shards)
     mine = list(passages[start:end])
     done = _complete_units(out_path, n)
-    units = [(lang, mine[s : s + batch_size]) for lang in languages for s in range(0, len(mine), batch_size)]
+    # batch-major: a generator can reuse a batch's encoder states for every language
+    units = [(lang, mine[s : s + batch_size]) for s in range(0, len(mine), batch_size) for lang in languages]
     todo = [(lang, batch) for lang, batch in units if any((p.id, lang) not in done for p in batch)]
     with open(out_path, "a", encoding="utf-8") as f:
         for lang, batch in tqdm(

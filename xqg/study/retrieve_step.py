@@ -73,8 +73,18 @@ def encoder_source(work: Path, encoder: str, training: str) -> str:
     return str(trained) if training == "fine-tuned" and trained.exists() else encoder
 
 
+ENCODE_DTYPE = {"value": "float32"}  # set by `set_encode_dtype`; part of every cache path
+
+
+def set_encode_dtype(dtype: str) -> None:
+    """Encode in float32 or bfloat16 (CPU autocast; see `python -m xqg.bench_encode`)."""
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"encode dtype must be float32 or bfloat16, got {dtype!r}")
+    ENCODE_DTYPE["value"] = dtype
+
+
 def _emb_dir(work: Path, encoder: str, training: str = "zero-shot") -> Path:
-    return work / "emb" / f"{_tag(encoder)}-{training}"
+    return work / "emb" / f"{_tag(encoder)}-{training}-{ENCODE_DTYPE['value']}"
 
 
 _ENCODERS: dict[str, object] = {}
@@ -89,7 +99,7 @@ def _encoder(work: Path, encoder: str, training: str):
 
 
 def passage_embeddings(
-    work: Path, encoder: str, training: str = "zero-shot", max_len: int = 256, dtype: str = "float32"
+    work: Path, encoder: str, training: str = "zero-shot", max_len: int = 256
 ) -> tuple[list[str], np.ndarray]:
     """Collection embeddings, computed once per encoder and cached with their ids."""
     path = _emb_dir(work, encoder, training) / "passages.npz"
@@ -100,7 +110,7 @@ def passage_embeddings(
             return ids, emb
     enc = _encoder(work, encoder, training)
     texts = [passage_text(p.title, p.text) for p in passages.values()]
-    emb = enc.encode(texts, "passage", max_length=max_len, batch_size=32, dtype=dtype)
+    emb = enc.encode(texts, "passage", max_length=max_len, batch_size=32, dtype=ENCODE_DTYPE["value"])
     save_embeddings(path, list(passages), emb)
     return list(passages), emb
 
@@ -111,7 +121,6 @@ def query_embeddings(
     queries: Sequence[Query],
     name: str,
     training: str = "zero-shot",
-    dtype: str = "float32",
 ) -> np.ndarray:
     """Embeddings of a query set, cached by name and checked against the query ids."""
     path = _emb_dir(work, encoder, training) / f"queries-{_tag(name)}.npz"
@@ -121,15 +130,13 @@ def query_embeddings(
         if got == ids:
             return emb
     emb = _encoder(work, encoder, training).encode(
-        [q.text for q in queries], "query", max_length=64, batch_size=128, dtype=dtype
+        [q.text for q in queries], "query", max_length=64, batch_size=128, dtype=ENCODE_DTYPE["value"]
     )
     save_embeddings(path, ids, emb)
     return emb
 
 
-def encode_generated(
-    work: Path, encoder: str, training: str = "zero-shot", dtype: str = "float32"
-) -> GeneratedEmbeddings:
+def encode_generated(work: Path, encoder: str, training: str = "zero-shot") -> GeneratedEmbeddings:
     """Generated-query embeddings (empty generations embed as the empty query's prefix)."""
     from xqg.study.generator_step import generated_path
 
@@ -143,7 +150,7 @@ def encode_generated(
     if emb is None:
         texts = [r["text"] if r["text"].strip() else "?" for r in records]
         emb = _encoder(work, encoder, training).encode(
-            texts, "query", max_length=64, batch_size=128, dtype=dtype
+            texts, "query", max_length=64, batch_size=128, dtype=ENCODE_DTYPE["value"]
         )
         save_embeddings(path, ids, emb)
     return GeneratedEmbeddings(
