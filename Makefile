@@ -24,7 +24,7 @@ $(VENV): pyproject.toml
 
 venv: $(VENV) ## create the environment (.venv, torch 2.13.0 CPU, xqg editable)
 
-$(DATA): $(VENV)
+$(DATA): | $(VENV)
 	$(PYTHON) -m xqg.data.fetch
 
 data: $(VENV) ## fetch MLQA, XQuAD and XOR-TyDi (from $$XQG_DATA_MIRROR if set) and verify them
@@ -40,7 +40,7 @@ $(WORK)/05_retrieve.done:        $(WORK)/03_generate.done $(WORK)/04_train_retri
 $(WORK)/08_analysis.done:        $(WORK)/05_retrieve.done
 
 .SECONDEXPANSION:
-$(WORK)/%.done: notebooks/%.ipynb params/$(PROFILE)/common.yml $$(wildcard params/$(PROFILE)/$$*.yml) $(VENV)
+$(WORK)/%.done: notebooks/%.ipynb params/$(PROFILE)/common.yml $$(wildcard params/$(PROFILE)/$$*.yml) | $(VENV)
 	@echo "== $* [$(PROFILE)] $$(date +%T)"; start=$$(date +%s); \
 	mkdir -p $(RUNS) $(WORK); \
 	$(PYTHON) -m xqg.pipeline run $* --profile $(PROFILE) && \

