@@ -227,7 +227,8 @@ def test_word_tokenize_equals_nltk_word_tokenize_with_punkt_tab(tmp_path, mlqa, 
     tab.mkdir(parents=True)
     (tab / "abbrev_types.txt").write_text("\n".join(sorted(english.ABBREV_TYPES)) + "\n")
     (tab / "sent_starters.txt").write_text("\n".join(sorted(english.SENT_STARTERS)) + "\n")
-    (tab / "collocations.tab").write_text("\n".join(f"{a}\t{b}" for a, b in sorted(english.COLLOCATIONS)) + "\n")
+    pairs = sorted(english.COLLOCATIONS)
+    (tab / "collocations.tab").write_text("\n".join(f"{a}\t{b}" for a, b in pairs) + "\n")
     (tab / "ortho_context.tab").write_text(
         "\n".join(f"{w}\t{f}" for w, f in sorted(english.ORTHO_CONTEXT.items())) + "\n"
     )
