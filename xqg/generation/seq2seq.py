@@ -8,9 +8,7 @@ best checkpoint on dev loss).
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from tqdm.auto import tqdm
 
 from xqg.data.schema import Passage
 from xqg.generation.prompts import Triple, prompt
+from xqg.io import atomic_dir
 
 
 @dataclass
@@ -103,14 +102,6 @@ class Seq2SeqGenerator:
         return [[t.strip() for t in texts[i * n : (i + 1) * n]] for i in range(len(passages))]
 
 
-def _save_atomic(gen: Seq2SeqGenerator, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    gen.save(tmp)
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(tmp, path)
-
-
 def fine_tune(
     gen: Seq2SeqGenerator, train: Sequence[Triple], dev: Sequence[Triple], args: Seq2SeqTrainingArgs
 ) -> list[dict]:
@@ -162,11 +153,11 @@ def fine_tune(
             history.append({"step": step, "dev_loss": dev_loss})
             if dev_loss < best:
                 best = dev_loss
-                _save_atomic(gen, out / "best")
-            _save_atomic(gen, out / "last")
-            torch.save(
-                {"optimizer": optim.state_dict(), "step": step, "history": history},
-                out / "last" / "trainer_state.pt",
-            )
+                with atomic_dir(out / "best") as tmp:
+                    gen.save(tmp)
+            with atomic_dir(out / "last") as tmp:  # weights and trainer state together
+                gen.save(tmp)
+                state = {"optimizer": optim.state_dict(), "step": step, "history": history}
+                torch.save(state, tmp / "trainer_state.pt")
     bar.close()
     return history

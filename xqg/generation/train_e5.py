@@ -10,9 +10,7 @@ questions about the wrong passage.
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ from tqdm.auto import tqdm
 from xqg.data.schema import Passage
 from xqg.generation.e5_generator import PAD, E5QuestionGenerator
 from xqg.generation.prompts import Triple
+from xqg.io import atomic_dir
 from xqg.retrieval import passage_text
 from xqg.search import retrieve
 
@@ -109,13 +108,10 @@ def round_trip_recall(
 
 
 def _save(model: E5QuestionGenerator, path: Path, extra: dict | None = None) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save(tmp)
-    if extra is not None:
-        torch.save(extra, tmp / "trainer_state.pt")
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(tmp, path)
+    with atomic_dir(path) as tmp:
+        model.save(tmp)
+        if extra is not None:
+            torch.save(extra, tmp / "trainer_state.pt")
 
 
 def train_e5_generator(

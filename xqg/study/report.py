@@ -16,20 +16,6 @@ import seaborn as sns  # noqa: E402
 
 from xqg.metrics.significance import compare  # noqa: E402
 
-KEY = [
-    "benchmark",
-    "split",
-    "encoder",
-    "training",
-    "xqg",
-    "n_queries",
-    "alpha",
-    "mode",
-    "gen_languages",
-    "perturbation",
-    "severity",
-]
-
 
 def set_style() -> None:
     """One style for every figure."""
