@@ -131,6 +131,11 @@ def train_e5_generator(
     languages = sorted({t.language for t in train})
     passages = {t.passage_id: Passage(t.passage_id, t.title, t.passage) for t in train}
     passages.update({p.id: p for p in heldout})
+    last = out / "last" / "trainer_state.pt"
+    if last.exists():
+        done = torch.load(last, weights_only=False)
+        if done["step"] >= args.steps:  # finished before: nothing to recompute
+            return done["history"]
     cache = StateCache(model, list(passages.values()))
     targets = [torch.tensor(model.target_ids(t.language, t.question)) for t in train]
     coll_ids = [p.id for p in collection]

@@ -57,7 +57,9 @@ def save_table(df: pd.DataFrame, out: Path, bold_max: bool = True, caption: str 
 def system_label(row) -> str:
     """A readable system name from a metrics row."""
     base = f"{row['encoder']} ({row['training']})"
-    return base + (f" + xQG (n={int(row['n_queries'])}, α={row['alpha']:g})" if row["xqg"] else "")
+    if not row["xqg"]:
+        return base
+    return base + f" + xQG (n={int(row['n_queries'])}, α={row['alpha']:g}, {row['mode']})"
 
 
 def per_language_table(

@@ -290,7 +290,9 @@ def run_retrieval_study(
                 "tuning",
             )
             all_rows.append(rows)
-        best_alpha, best_mode = (max(sweep)[1], max(sweep)[2]) if sweep else (alphas[0], modes[0])
+        # best tuning score; ties go to the sum mode (the authors') and then the smaller alpha
+        ranked = sorted(sweep, key=lambda s: (-round(s[0], 6), s[2] != "sum", s[1]))
+        best_alpha, best_mode = (ranked[0][1], ranked[0][2]) if sweep else (alphas[0], modes[0])
         chosen[training] = {"alpha": best_alpha, "mode": best_mode}
         systems = [base] + [
             replace(base, xqg=True, n_queries=n, alpha=best_alpha, mode=best_mode)
