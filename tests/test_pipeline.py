@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from xqg.pipeline import STEPS, check_notebooks, check_params, load_params
+from xqg.study.retrieve_step import METRIC_COLUMNS
 
 
 def test_params_match_notebooks_in_every_profile():
@@ -55,21 +56,7 @@ def test_smoke_pipeline_records_consistent_results(smoke_run):
     assert summary["collection passages"] == 30
     n_test = summary["evaluation queries (test)"]
     metrics = pd.read_csv(root / "results" / "smoke" / "metrics.csv")
-    assert {
-        "benchmark",
-        "split",
-        "encoder",
-        "training",
-        "xqg",
-        "n_queries",
-        "alpha",
-        "perturbation",
-        "severity",
-        "language",
-        "metric",
-        "value",
-        "n",
-    } <= set(metrics.columns)
+    assert set(METRIC_COLUMNS) <= set(metrics.columns)
     test = metrics[(metrics.split == "test") & (metrics.language == "macro")]
     # zero-shot and fine-tuned, each without xQG and with 1..2 queries per language
     assert set(zip(test.training, test.n_queries)) == {

@@ -77,6 +77,16 @@ def _protected(text: str, protect: Sequence[str]) -> set[int]:
     return out
 
 
+def swap_neighbours(items: list, chosen: Sequence[int]) -> list:
+    """Swap each chosen item with its right neighbour; a pair already swapped is not reused."""
+    taken: set[int] = set()
+    for i in chosen:
+        if i not in taken and i + 1 not in taken:
+            items[i], items[i + 1] = items[i + 1], items[i]
+            taken.update((i, i + 1))
+    return items
+
+
 def n_changes(units: int, severity: float) -> int:
     """How many units a severity changes: round(severity x units), at least one if any."""
     if not 0.0 <= severity <= 1.0:
@@ -109,13 +119,7 @@ def perturb_chars(text: str, family: str, severity: float, seed: int, protect: S
     chosen = sorted(rng.sample(letters, n_changes(len(letters), severity)))
     chars = list(text)
     if family == "char_swap":
-        taken: set[int] = set()
-        for i in chosen:
-            if i in taken or i + 1 in taken:
-                continue
-            chars[i], chars[i + 1] = chars[i + 1], chars[i]
-            taken.update((i, i + 1))
-        return "".join(chars)
+        return "".join(swap_neighbours(chars, chosen))
     for i in reversed(chosen):  # right to left, so indices stay valid
         if family == "char_delete":
             del chars[i]
@@ -163,12 +167,7 @@ def perturb_words(
         free = [i for i in free if i + 1 < len(units) and i + 1 not in blocked]
     chosen = sorted(rng.sample(free, n_changes(len(free), severity)))
     if family == "word_swap":
-        taken: set[int] = set()
-        for i in chosen:
-            if i in taken or i + 1 in taken:
-                continue
-            units[i], units[i + 1] = units[i + 1], units[i]
-            taken.update((i, i + 1))
+        swap_neighbours(units, chosen)
     else:
         for i in reversed(chosen):
             if family == "word_drop":
