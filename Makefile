@@ -14,7 +14,8 @@ STEPS   := 01_data 02_train_generator 03_generate 04_train_retriever 05_retrieve
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  PROFILE=$(PROFILE) (smoke | mini | paper)"
+	@echo "  $(STEPS): one pipeline step (and what it needs)"
+	@echo "  PROFILE=$(PROFILE) (smoke | mini | paper | paper-xlmr | paper-released)"
 
 $(VENV): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv .venv
@@ -27,7 +28,7 @@ venv: $(VENV) ## create the environment (.venv, torch 2.13.0 CPU, xqg editable)
 $(DATA): | $(VENV)
 	$(PYTHON) -m xqg.data.fetch
 
-data: $(VENV) ## fetch MLQA, XQuAD and XOR-TyDi (from $$XQG_DATA_MIRROR if set) and verify them
+data: $(VENV) ## fetch MLQA, XQuAD and XOR-TyDi (from the XQG_DATA_MIRROR folder if set) and verify them
 	$(PYTHON) -m xqg.data.fetch
 
 # One file target per pipeline step: a step reruns when its notebook, its parameters or an
@@ -46,7 +47,7 @@ $(WORK)/%.done: notebooks/%.ipynb params/$(PROFILE)/common.yml $$(wildcard param
 	$(PYTHON) -m xqg.pipeline run $* --profile $(PROFILE) && \
 	touch $@ && echo "== $* done in $$(( $$(date +%s) - start )) s"
 
-$(STEPS): %: $(WORK)/%.done ## (each step) run one step and what it needs
+$(STEPS): %: $(WORK)/%.done
 
 reproduce: $(WORK)/08_analysis.done ## run the whole study for PROFILE (default mini)
 
