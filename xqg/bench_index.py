@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             {
                 "index": kind,
                 f"overlap with exact top-{args.k} %": 100 * overlap,
-                "Recall@20 %": r20,
+                "Recall@20 % (all queries)": r20,
                 "build+search s": secs,
             }
         )
