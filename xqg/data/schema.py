@@ -8,7 +8,6 @@ never depends on file order. XOR-TyDi's Wikipedia passages keep DPR's numeric id
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -82,8 +81,3 @@ def passage_id(benchmark: str, title: str, text: str) -> str:
     """Stable, content-addressed passage id."""
     digest = hashlib.sha1(f"{title}\n{text}".encode()).hexdigest()[:16]
     return f"{benchmark}-{digest}"
-
-
-def subset(bench: Benchmark, queries: Iterable[Query], name_suffix: str = "") -> Benchmark:
-    """A benchmark with the same passages and a chosen set of queries."""
-    return Benchmark(bench.name + name_suffix, bench.split, bench.passages, list(queries))

@@ -13,12 +13,11 @@ of the evaluation benchmark whose queries are then removed from evaluation.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from xqg.data.mlqa import load_mlqa
-from xqg.data.schema import Benchmark, Passage
+from xqg.data.schema import Benchmark
 from xqg.data.splits import article_side, drop_shared_articles, sample_queries, split_by_article
 from xqg.data.xquad import load_xquad
 from xqg.generation.prompts import check_languages, triples
@@ -138,15 +137,3 @@ def prepare(
     }
     write_json(data / "summary.json", summary)
     return summary
-
-
-def passages_of(path: Path) -> list[Passage]:
-    """Passages of a prepared JSON Lines file, in file order."""
-    from xqg.study.artifacts import load_passages
-
-    return list(load_passages(path).values())
-
-
-def read_summary(work: Path) -> dict:
-    """The counts step 01 recorded."""
-    return json.loads((work / "data" / "summary.json").read_text())

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from xqg.augment import GeneratedEmbeddings, augment
-from xqg.data.schema import Query
+from xqg.data.schema import Benchmark, Query
 from xqg.embeddings import load_embeddings, save_embeddings
 from xqg.generation.run import load_generated
 from xqg.retrieval import dense_retrieve, evaluate_run, passage_text
@@ -88,6 +88,16 @@ def _emb_dir(work: Path, encoder: str, training: str = "zero-shot") -> Path:
 
 
 _ENCODERS: dict[str, object] = {}
+_FILES: dict[tuple[str, int], object] = {}
+
+
+def _collection(work: Path) -> dict:
+    """The prepared collection, read once per file version (every system of a step reuses it)."""
+    path = work / "data" / "collection.jsonl"
+    key = (str(path), path.stat().st_mtime_ns)
+    if key not in _FILES:
+        _FILES[key] = load_passages(path)
+    return _FILES[key]
 
 
 def _encoder(work: Path, encoder: str, training: str):
@@ -103,7 +113,7 @@ def passage_embeddings(
 ) -> tuple[list[str], np.ndarray]:
     """Collection embeddings, computed once per encoder and cached with their ids."""
     path = _emb_dir(work, encoder, training) / "passages.npz"
-    passages = load_passages(work / "data" / "collection.jsonl")
+    passages = _collection(work)
     if path.exists():
         ids, emb = load_embeddings(path)
         if ids == list(passages):
@@ -137,10 +147,15 @@ def query_embeddings(
 
 
 def encode_generated(work: Path, encoder: str, training: str = "zero-shot") -> GeneratedEmbeddings:
-    """Generated-query embeddings (empty generations embed as the empty query's prefix)."""
+    """Generated-query embeddings, cached on disk and, per file version, in memory
+    (an empty generation is embedded as "?")."""
     from xqg.study.generator_step import generated_path
 
-    records = load_generated(generated_path(work))
+    source = generated_path(work)
+    key = (f"{source}|{_emb_dir(work, encoder, training)}", source.stat().st_mtime_ns)
+    if key in _FILES:
+        return _FILES[key]
+    records = load_generated(source)
     ids = [f"{r['passage_id']}|{r['language']}|{r['sample']}" for r in records]
     path = _emb_dir(work, encoder, training) / "generated.npz"
     emb = None
@@ -153,12 +168,13 @@ def encode_generated(work: Path, encoder: str, training: str = "zero-shot") -> G
             texts, "query", max_length=64, batch_size=128, dtype=ENCODE_DTYPE["value"]
         )
         save_embeddings(path, ids, emb)
-    return GeneratedEmbeddings(
+    _FILES[key] = GeneratedEmbeddings(
         [r["passage_id"] for r in records],
         [r["language"] for r in records],
         np.array([r["sample"] for r in records]),
         emb,
     )
+    return _FILES[key]
 
 
 def score_system(
@@ -180,10 +196,7 @@ def score_system(
     if query_emb is None:
         query_emb = query_embeddings(work, system.encoder, queries, query_name, system.training)
     run = dense_retrieve(pids, pemb, queries, query_emb, k)
-    passages = load_passages(work / "data" / "collection.jsonl")
-    from xqg.data.schema import Benchmark
-
-    bench = Benchmark("eval", "prepared", passages, list(queries))
+    bench = Benchmark("eval", "prepared", _collection(work), list(queries))
     return evaluate_run(bench, queries, run, measures, budgets)
 
 
