@@ -7,7 +7,8 @@ dot-product mBERT/XLM-R models of the paper, about 0.01 for cosine models such a
 
 Checkpoints hold weights, optimiser, scheduler and the step; a killed run resumes from the last
 one and, under the same seed, visits the same batches it would have. Under ``torchrun`` each
-process trains on its own slice of every global batch and gradients are all-reduced.
+process trains on its own slice of every global batch and gradients are all-reduced; the
+in-batch negatives are then the process's own slice (Tevatron gathers them across devices).
 """
 
 from __future__ import annotations
