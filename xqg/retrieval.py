@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from xqg.data.schema import Benchmark, Query
+from xqg.data.schema import Benchmark, Passage, Query
 from xqg.embeddings import load_embeddings, save_embeddings
 from xqg.metrics import passage as pm
 from xqg.metrics.xor_retrieve import aggregate_by_language, hit_at_tokens
@@ -32,21 +32,22 @@ def collection_key(bench: Benchmark) -> str:
 
 
 def encode_passages(
-    encoder: Encoder,
-    bench: Benchmark,
+    get_encoder: Callable[[], Encoder],
+    passages: dict[str, Passage],
     cache: Path | None,
     max_length: int,
     batch_size: int = 32,
     dtype: str = "float32",
 ) -> tuple[list[str], np.ndarray]:
-    """Passage embeddings of a benchmark's collection, read from `cache` when it holds them."""
+    """Passage embeddings of a collection, read from `cache` when it holds exactly these ids
+    (the encoder is only loaded, through `get_encoder`, when they must be computed)."""
+    ids = list(passages)
     if cache is not None and cache.exists():
-        ids, emb = load_embeddings(cache)
-        if ids == list(bench.passages):
+        cached_ids, emb = load_embeddings(cache)
+        if cached_ids == ids:
             return ids, emb
-    ids = list(bench.passages)
-    texts = [passage_text(bench.passages[i].title, bench.passages[i].text) for i in ids]
-    emb = encoder.encode(texts, "passage", max_length=max_length, batch_size=batch_size, dtype=dtype)
+    texts = [passage_text(passages[i].title, passages[i].text) for i in ids]
+    emb = get_encoder().encode(texts, "passage", max_length=max_length, batch_size=batch_size, dtype=dtype)
     if cache is not None:
         save_embeddings(cache, ids, emb)
     return ids, emb

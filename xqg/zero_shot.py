@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         work_dir("adhoc") / "emb" / f"{str(path).replace('/', '_')}-{collection_key(bench)}-"
         f"{args.passage_max_len}-{args.dtype}.npz"
     )
-    pids, pemb = encode_passages(encoder, bench, cache, args.passage_max_len, dtype=args.dtype)
+    pids, pemb = encode_passages(
+        lambda: encoder, bench.passages, cache, args.passage_max_len, dtype=args.dtype
+    )
     qemb = encode_queries(encoder, queries, 64, dtype=args.dtype)
     run = dense_retrieve(pids, pemb, queries, qemb, k=100)
     table = pd.DataFrame(summarise(evaluate_run(bench, queries, run), queries)).T

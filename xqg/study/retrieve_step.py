@@ -19,7 +19,7 @@ from xqg.augment import GeneratedEmbeddings, augment
 from xqg.data.schema import Benchmark, Query
 from xqg.embeddings import load_embeddings, save_embeddings
 from xqg.generation.run import load_generated
-from xqg.retrieval import dense_retrieve, evaluate_run, passage_text
+from xqg.retrieval import dense_retrieve, encode_passages, evaluate_run
 from xqg.study.artifacts import load_passages, load_queries
 from xqg.study.models import load_encoder
 
@@ -113,16 +113,13 @@ def passage_embeddings(
 ) -> tuple[list[str], np.ndarray]:
     """Collection embeddings, computed once per encoder and cached with their ids."""
     path = _emb_dir(work, encoder, training) / "passages.npz"
-    passages = _collection(work)
-    if path.exists():
-        ids, emb = load_embeddings(path)
-        if ids == list(passages):
-            return ids, emb
-    enc = _encoder(work, encoder, training)
-    texts = [passage_text(p.title, p.text) for p in passages.values()]
-    emb = enc.encode(texts, "passage", max_length=max_len, batch_size=32, dtype=ENCODE_DTYPE["value"])
-    save_embeddings(path, list(passages), emb)
-    return list(passages), emb
+    return encode_passages(
+        lambda: _encoder(work, encoder, training),
+        _collection(work),
+        path,
+        max_len,
+        dtype=ENCODE_DTYPE["value"],
+    )
 
 
 def query_embeddings(
