@@ -7,7 +7,7 @@ VENV    := .venv/.installed
 DATA    := data/raw/MANIFEST.json
 WORK    := work/$(PROFILE)
 RUNS    := runs/$(PROFILE)
-STEPS   := 01_data 02_train_generator 03_generate 04_train_retriever 05_retrieve 08_analysis
+STEPS   := 01_data 02_train_generator 03_generate 04_train_retriever 05_retrieve 06_qa 07_robustness 08_analysis
 
 .DEFAULT_GOAL := help
 .PHONY: help venv data reproduce figures lab test lint clean $(STEPS)
@@ -38,7 +38,9 @@ $(WORK)/02_train_generator.done: $(WORK)/01_data.done
 $(WORK)/03_generate.done:        $(WORK)/02_train_generator.done
 $(WORK)/04_train_retriever.done: $(WORK)/01_data.done
 $(WORK)/05_retrieve.done:        $(WORK)/03_generate.done $(WORK)/04_train_retriever.done
-$(WORK)/08_analysis.done:        $(WORK)/05_retrieve.done
+$(WORK)/06_qa.done:              $(WORK)/05_retrieve.done
+$(WORK)/07_robustness.done:      $(WORK)/06_qa.done
+$(WORK)/08_analysis.done:        $(WORK)/05_retrieve.done $(WORK)/06_qa.done $(WORK)/07_robustness.done
 
 .SECONDEXPANSION:
 $(WORK)/%.done: notebooks/%.ipynb params/$(PROFILE)/common.yml $$(wildcard params/$(PROFILE)/$$*.yml) | $(VENV)

@@ -17,18 +17,26 @@ def tiny(small_texts):
 
 
 class _StubQA(torch.nn.Module):
-    """Logits chosen by hand: +5 on the tokens of a target word in one passage, +2 elsewhere."""
+    """Logits chosen by hand for the (question, passage) rows named by their token ids: `value` on
+    the chosen start and end tokens, 0 elsewhere (rows may arrive in any order or batch)."""
 
-    def __init__(self, reader_tokenizer, targets):
+    def __init__(self, targets):
         super().__init__()
-        self.tok, self.targets = reader_tokenizer, targets
+        self.targets = targets  # {tuple of a row's token ids: (start, end, value)}
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         start = torch.zeros(input_ids.shape, dtype=torch.float)
         end = torch.zeros(input_ids.shape, dtype=torch.float)
-        for row, (s, e, value) in self.targets.items():
-            start[row, s], end[row, e] = value, value
+        for row in range(input_ids.shape[0]):
+            key = tuple(input_ids[row][attention_mask[row] == 1].tolist())
+            if key in self.targets:
+                s, e, value = self.targets[key]
+                start[row, s], end[row, e] = value, value
         return SimpleNamespace(start_logits=start, end_logits=end)
+
+
+def _row_key(reader, question, text):
+    return tuple(reader._encode([question], [text])["input_ids"][0].tolist())
 
 
 def _span_tokens(reader, question, text, word):
@@ -48,7 +56,12 @@ def test_best_span_is_chosen_across_passages(tiny):
     passages = [("p1", "Rome is in Italy and it is old."), ("p2", "Paris is in France, a capital.")]
     s1, e1 = _span_tokens(reader, q, passages[0][1], "Rome")
     s2, e2 = _span_tokens(reader, q, passages[1][1], "Paris")
-    reader.model = _StubQA(tiny.tokenizer, {0: (s1, e1, 2.0), 1: (s2, e2, 5.0)})
+    reader.model = _StubQA(
+        {
+            _row_key(reader, q, passages[0][1]): (s1, e1, 2.0),
+            _row_key(reader, q, passages[1][1]): (s2, e2, 5.0),
+        }
+    )
     best = reader.answer(q, passages)
     assert (best.text, best.passage_id, best.score) == ("Paris", "p2", 10.0)
     per = reader.best_spans(q, passages)
@@ -57,12 +70,38 @@ def test_best_span_is_chosen_across_passages(tiny):
         reader.answer(q, [])
 
 
+def test_long_passage_is_read_in_windows(tiny):
+    """An answer far beyond the first window is still found, in the window that holds it."""
+    reader = Reader(None, tiny.tokenizer, max_length=24, stride=4)
+    q = "Which city?"
+    text = " ".join(["Rome is in Italy."] * 12) + " Paris is in France."
+    hits = {}
+
+    class _Windowed(torch.nn.Module):
+        def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+            start = torch.zeros(input_ids.shape)
+            end = torch.zeros(input_ids.shape)
+            paris = tiny.tokenizer("Paris", add_special_tokens=False)["input_ids"]
+            for row in range(input_ids.shape[0]):
+                ids = input_ids[row].tolist()
+                for t in range(len(ids) - len(paris) + 1):
+                    if ids[t : t + len(paris)] == paris:
+                        start[row, t], end[row, t + len(paris) - 1] = 3.0, 3.0
+                        hits[row] = t
+            return SimpleNamespace(start_logits=start, end_logits=end)
+
+    reader.model = _Windowed()
+    (answer,) = reader.read([(q, "p", text)])
+    assert answer.text == "Paris" and answer.score == 6.0
+    assert max(hits) > 0  # found in a later window, not the first
+
+
 def test_spans_never_come_from_the_question(tiny):
     reader = Reader(None, tiny.tokenizer)
     q, text = "Paris or Rome?", "Rome is in Italy."
     enc = reader._encode([q], [text])
     question_token = next(t for t, s in enumerate(enc.sequence_ids(0)) if s == 0)
-    reader.model = _StubQA(tiny.tokenizer, {0: (question_token, question_token, 50.0)})
+    reader.model = _StubQA({_row_key(reader, q, text): (question_token, question_token, 50.0)})
     answer = reader.answer(q, [("p", text)])
     assert answer.text in text  # the +50 on a question token is masked out
 

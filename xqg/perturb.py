@@ -240,3 +240,27 @@ def clean_translation(text: str) -> str:
     """First sense of a dictionary line without grammar tags, notes or numbering."""
     text = re.sub(r"<[^>]*>?|\[[^\]]*\]?|\([^)]*\)|^\s*\d+\.\s*", " ", text)
     return " ".join(re.split(r"[,;]", text)[0].split())
+
+
+def write_dictd(prefix: str | Path, entries: dict[str, str]) -> None:
+    """Write a word -> translation map as a dictd dictionary (``X.index`` + ``X.dict.dz``), the
+    format `load_dictd` reads (a hand-made dictionary for tests, or one's own word list)."""
+    b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+    def encode(n: int) -> str:
+        digits = ""
+        while True:
+            digits = b64[n % 64] + digits
+            n //= 64
+            if not n:
+                return digits
+
+    body, index = b"", []
+    for word in sorted(entries):
+        entry = f"{word}\n{entries[word]}\n".encode()
+        index.append(f"{word}\t{encode(len(body))}\t{encode(len(entry))}")
+        body += entry
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    prefix.with_suffix(".dict.dz").write_bytes(gzip.compress(body, mtime=0))
+    prefix.with_suffix(".index").write_text("\n".join(index) + "\n", encoding="utf-8")

@@ -24,7 +24,16 @@ import yaml
 from xqg.io import atomic_path
 from xqg.paths import PROJECT_ROOT
 
-STEPS = ("01_data", "02_train_generator", "03_generate", "04_train_retriever", "05_retrieve", "08_analysis")
+STEPS = (
+    "01_data",
+    "02_train_generator",
+    "03_generate",
+    "04_train_retriever",
+    "05_retrieve",
+    "06_qa",
+    "07_robustness",
+    "08_analysis",
+)
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 PARAMS = PROJECT_ROOT / "params"
 # smoke, mini and paper, plus the paper's variants (paper-xlmr, paper-released): one folder each

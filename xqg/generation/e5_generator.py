@@ -70,7 +70,8 @@ class DecoderLayer(nn.Module):
 
     def memory(self, mem: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-attention keys and values of the encoder states (computed once per sequence)."""
-        return self._split(self.ck(mem)), self._split(self.cv(mem))
+        # contiguous once here, so that every decoding step's product runs without a copy
+        return self._split(self.ck(mem)).contiguous(), self._split(self.cv(mem)).contiguous()
 
     def forward(self, x, mem_kv, mem_bias, cache=None):
         """`cache` (k, v) of earlier positions turns on incremental decoding; returns (x, cache)."""
@@ -79,7 +80,12 @@ class DecoderLayer(nn.Module):
             k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
         att = F.scaled_dot_product_attention(q, k, v, is_causal=cache is None and x.shape[1] > 1)
         x = self.ln1(x + self.o(self._merge(att)))
-        c = F.scaled_dot_product_attention(self._split(self.cq(x)), *mem_kv, attn_mask=mem_bias)
+        cq = self._split(self.cq(x))
+        if x.shape[1] == 1:  # one decoding position: a plain product beats the fused kernel on CPU
+            w = (cq @ mem_kv[0].transpose(-1, -2)) * cq.shape[-1] ** -0.5 + mem_bias
+            c = w.softmax(-1) @ mem_kv[1]
+        else:
+            c = F.scaled_dot_product_attention(cq, *mem_kv, attn_mask=mem_bias)
         x = self.ln2(x + self.co(self._merge(c)))
         x = self.ln3(x + self.fo(F.gelu(self.fi(x))))
         return x, (k, v)
@@ -249,11 +255,13 @@ class E5QuestionGenerator(nn.Module):
             logits[:, 3 : 3 + len(self.languages)] = float("-inf")
             if out:  # no piece twice in a row, and a penalty on pieces already written
                 prev = torch.stack(out, 1)
-                seen = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, prev, True)
-                logits = torch.where(
-                    seen & (logits > 0),
-                    logits / self.repetition_penalty,
-                    torch.where(seen, logits * self.repetition_penalty, logits),
+                # penalise only the written pieces (gather/scatter, not a pass over the vocabulary);
+                # a piece written twice gets the same value from each write: penalised once
+                seen = logits.gather(1, prev)
+                logits.scatter_(
+                    1,
+                    prev,
+                    torch.where(seen > 0, seen / self.repetition_penalty, seen * self.repetition_penalty),
                 )
                 logits.scatter_(1, prev[:, -1:], float("-inf"))
             top, idx = logits.topk(min(top_k, logits.shape[-1]), -1)

@@ -17,22 +17,39 @@ from xqg.study.report import (
     significance_table,
     update_readme,
 )
+from xqg.study.research_questions import (
+    robustness_figure,
+    robustness_table,
+    rq1_figure,
+    rq1_findings,
+    rq1_gains_table,
+    rq1_significance,
+    rq1_table,
+    rq2_findings,
+    write_table,
+)
 
 RESULT_FILES = ("metrics_retrieval.csv", "metrics_qa.csv", "metrics_robustness.csv")
-PER_QUERY_FILES = ("per_query_retrieval.csv.gz",)
+PER_QUERY_FILES = ("per_query_retrieval.csv.gz", "per_query_qa.csv.gz", "per_query_robustness.csv.gz")
+
+
+def _read_all(results: Path, names: Sequence[str]) -> pd.DataFrame:
+    frames = [
+        pd.read_csv(results / f, keep_default_na=False, na_values=[""])
+        for f in names
+        if (results / f).exists()
+    ]
+    if not frames:
+        raise FileNotFoundError(f"{results}: none of {list(names)} found; run the earlier steps first")
+    df = pd.concat(frames, ignore_index=True)
+    df["gen_languages"] = df["gen_languages"].fillna("")
+    df["generator"] = df["generator"].fillna("full") if "generator" in df else "full"
+    return df
 
 
 def collect(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All metrics rows and per-query scores the steps wrote."""
-    metrics = pd.concat(
-        [pd.read_csv(results / f) for f in RESULT_FILES if (results / f).exists()], ignore_index=True
-    )
-    metrics["gen_languages"] = metrics["gen_languages"].fillna("")
-    per_query = pd.concat(
-        [pd.read_csv(results / f) for f in PER_QUERY_FILES if (results / f).exists()], ignore_index=True
-    )
-    per_query["gen_languages"] = per_query["gen_languages"].fillna("")
-    return metrics, per_query
+    return _read_all(results, RESULT_FILES), _read_all(results, PER_QUERY_FILES)
 
 
 def analyse(
@@ -44,8 +61,12 @@ def analyse(
     ablation_metrics: Sequence[str],
     alpha_metric: str,
     readme: bool,
+    unseen_languages: Sequence[str] = (),
+    rq1_metrics: Sequence[str] = ("MRR@10", "F1"),
+    robustness_metrics: Sequence[str] = ("F1", "Recall@20"),
 ) -> dict:
-    """Write metrics.csv, tables, significance, figures (and the README section); return the paths."""
+    """Write metrics.csv, tables, significance, figures, the RQ1/RQ2 answers (and the README
+    section); return the paths."""
     metrics, per_query = collect(results)
     metrics.to_csv(results / "metrics.csv", index=False)
     tables_dir = results / "tables"
@@ -88,11 +109,88 @@ def analyse(
         )
     if (metrics.split == "tuning").any():
         figs += alpha_figure(metrics, alpha_metric, figures / "alpha_sweep")
+    rq = research_questions(
+        tables_dir, figures, metrics, per_query, n_queries, unseen_languages, rq1_metrics, robustness_metrics
+    )
+    figs += rq["figures"]
     quality = results / "generation_quality.csv"
     if readme:
-        section = readme_section(tables, quality, figures, significance)
+        section = readme_section(tables, quality, figures, significance, rq)
         update_readme(PROJECT_ROOT / "README.md", section)
-    return {"tables": tables, "significance": sig_md, "figures": figs}
+    return {
+        "tables": tables + rq["tables"],
+        "significance": sig_md,
+        "figures": figs,
+        "findings": rq["findings"],
+    }
+
+
+def _write_rq_tables(tables: dict[str, pd.DataFrame], prefix: Path, caption: str) -> list[Path]:
+    """Each metric's table as `<prefix>_<metric>.{csv,tex,md}`; returns the CSV paths."""
+    out = []
+    for m, t in tables.items():
+        path = prefix.with_name(f"{prefix.name}_{m.replace('@', '_at_')}")
+        write_table(t, path, caption=caption.format(m=m))
+        out.append(path.with_suffix(".csv"))
+    return out
+
+
+def research_questions(
+    tables_dir: Path,
+    figures: Path,
+    metrics: pd.DataFrame,
+    per_query: pd.DataFrame,
+    n_queries: int,
+    unseen: Sequence[str],
+    rq1_metrics: Sequence[str],
+    robustness_metrics: Sequence[str],
+) -> dict:
+    """RQ1 and RQ2 tables, figures and findings (findings.md) from whatever steps 05-07 wrote."""
+    tables, figs = [], []
+    available = set(per_query.metric)
+    rq1 = {m: rq1_table(per_query, m, n_queries, unseen) for m in rq1_metrics if m in available}
+    rq1 = {m: t for m, t in rq1.items() if len(t)}
+    sig = (
+        pd.concat([rq1_significance(per_query, m, n_queries) for m in rq1], ignore_index=True)
+        if rq1
+        else pd.DataFrame()
+    )
+    tables += _write_rq_tables(
+        rq1,
+        tables_dir / "rq1",
+        "RQ1: {m} (%) per language; Δ = paired change of the mean over the seen / unseen languages "
+        "against no xQG, with its 95% bootstrap interval",
+    )
+    if len(sig):
+        sig.to_csv(tables_dir / "rq1_significance.csv", index=False)
+        gains = rq1_gains_table(rq1, sig)
+        if len(gains.columns):
+            write_table(
+                gains,
+                tables_dir / "rq1_gains",
+                caption="RQ1: per-language change with xQG (full generator), retrieval and QA side by "
+                "side; p: paired t-test, Holm over languages",
+            )
+            tables.append(tables_dir / "rq1_gains.csv")
+    if rq1:
+        figs += rq1_figure(per_query, list(rq1), n_queries, unseen, figures / "rq1_per_language_gains")
+    rq2 = {m: robustness_table(per_query, m) for m in robustness_metrics if m in available}
+    rq2 = {m: t for m, t in rq2.items() if len(t)}
+    tables += _write_rq_tables(
+        rq2,
+        tables_dir / "rq2",
+        "RQ2: {m} (%) lost from clean to perturbed queries, without and with xQG; p: paired t-test "
+        "on per-query drops, Holm over cells",
+    )
+    if rq2:
+        figs += robustness_figure(metrics, list(rq2), figures / "rq2_robustness")
+    findings = ""
+    if rq1:
+        findings += "**RQ1 (generalisation)**\n\n" + rq1_findings(rq1, sig, unseen) + "\n\n"
+    if rq2:
+        findings += "**RQ2 (robustness)**\n\n" + rq2_findings(rq2) + "\n"
+    write_text_atomic(tables_dir / "findings.md", findings or "no RQ1/RQ2 results yet\n")
+    return {"tables": tables, "figures": figs, "findings": findings}
 
 
 def finding(significance: pd.DataFrame) -> str:
@@ -108,13 +206,22 @@ def finding(significance: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def readme_section(tables: list[Path], quality: Path, figures: Path, significance: pd.DataFrame) -> str:
+def readme_section(
+    tables: list[Path], quality: Path, figures: Path, significance: pd.DataFrame, rq: dict | None = None
+) -> str:
     """The README's generated results section (mini run)."""
     parts = ["_Generated by `make figures` from the `mini` run; do not edit by hand._", ""]
+    if rq and rq["findings"]:
+        parts += [rq["findings"], ""]
     if len(significance):
         parts += ["**xQG against the same encoder without it** (test queries)", "", finding(significance), ""]
-    for t in tables:
-        name = t.stem.replace("retrieval_", "").replace("_at_", "@")
+    for t in tables + (rq["tables"] if rq else []):
+        name = (
+            t.stem.replace("retrieval_", "")
+            .replace("_at_", "@")
+            .replace("rq1_", "RQ1, ")
+            .replace("rq2_", "RQ2, ")
+        )
         parts += [
             f"**{name}** (%, MLQA dev test queries; English passages)",
             "",
@@ -129,4 +236,6 @@ def readme_section(tables: list[Path], quality: Path, figures: Path, significanc
         f"![Query-count ablation]({rel}/ablation_n_queries.png)",
         f"![Alpha sweep]({rel}/alpha_sweep.png)",
     ]
+    if rq:
+        parts += [f"![{f.stem}]({rel}/{f.name})" for f in rq["figures"] if f.suffix == ".png"]
     return "\n".join(parts)

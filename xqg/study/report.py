@@ -72,7 +72,7 @@ def per_language_table(
     """
     test = metrics[(metrics.split == "test") & (metrics.metric == metric) & (metrics.perturbation == "none")]
     test = test[(~test.xqg) | (test.n_queries == n_queries)]
-    test = test[test.gen_languages == ""] if "gen_languages" in test else test
+    test = test[(test.gen_languages == "") & (test.generator == "full")]
     table = test.assign(system=test.apply(system_label, axis=1)).pivot_table(
         index="system", columns="language", values="value", sort=False
     )
@@ -84,11 +84,13 @@ def significance_table(
     per_query: pd.DataFrame, metric: str, n_queries: int, correction: str = "holm"
 ) -> pd.DataFrame:
     """Paired tests of xQG (n = n_queries) against the same encoder without it, per language."""
-    pq = per_query[(per_query.metric == metric) & (per_query.perturbation == "none")]
+    pq = per_query[
+        (per_query.metric == metric) & (per_query.split == "test") & (per_query.perturbation == "none")
+    ]
     out = []
     for (encoder, training), g in pq.groupby(["encoder", "training"]):
         base = g[~g.xqg]
-        sys_ = g[g.xqg & (g.n_queries == n_queries) & (g.gen_languages == "")]
+        sys_ = g[g.xqg & (g.n_queries == n_queries) & (g.gen_languages == "") & (g.generator == "full")]
         if base.empty or sys_.empty:
             continue
         a = {lang: dict(zip(d.query_id, d.value)) for lang, d in base.groupby("language")}
@@ -110,9 +112,11 @@ def ablation_figure(
     significantly from n = 0 (paired t-test, Holm over n)."""
     set_style()
     pq = per_query[
-        (per_query.perturbation == "none")
+        (per_query.split == "test")
+        & (per_query.perturbation == "none")
         & (per_query.training == training)
         & (per_query.gen_languages == "")
+        & (per_query.generator == "full")
     ]
     fig, axes = plt.subplots(1, len(metrics_shown), figsize=(3.2 * len(metrics_shown), 2.8), squeeze=False)
     rng = np.random.default_rng(0)

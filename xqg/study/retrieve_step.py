@@ -7,6 +7,7 @@ significance tests read.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -19,6 +20,7 @@ from xqg.augment import GeneratedEmbeddings, augment
 from xqg.data.schema import Benchmark, Query
 from xqg.embeddings import load_embeddings, save_embeddings
 from xqg.generation.run import load_generated
+from xqg.io import read_json, write_json
 from xqg.retrieval import dense_retrieve, encode_passages, evaluate_run
 from xqg.study.artifacts import load_passages, load_queries
 from xqg.study.models import load_encoder
@@ -33,6 +35,7 @@ METRIC_COLUMNS = [
     "alpha",
     "mode",
     "gen_languages",
+    "generator",
     "perturbation",
     "severity",
     "language",
@@ -52,7 +55,8 @@ class System:
     n_queries: int = 0
     alpha: float = 0.0
     mode: str = "sum"
-    gen_languages: str = ""  # "+"-joined languages whose generated queries augment, "" = none
+    gen_languages: str = ""  # "+"-joined languages whose generated queries augment, "" = all
+    generator: str = "full"  # generator variant: full, or seen-only (RQ1's unseen languages)
     perturbation: str = "none"
     severity: float = 0.0
 
@@ -60,7 +64,11 @@ class System:
     def label(self) -> str:
         """Row label in tables."""
         base = f"{self.encoder} ({self.training})"
-        return base + (f" + xQG (n={self.n_queries}, α={self.alpha:g}, {self.mode})" if self.xqg else "")
+        if not self.xqg:
+            return base
+        extra = "" if self.generator == "full" else f", {self.generator} generator"
+        extra += f", {self.gen_languages.replace('+', ' ')}" if self.gen_languages else ""
+        return base + f" + xQG (n={self.n_queries}, α={self.alpha:g}, {self.mode}{extra})"
 
 
 def _tag(name: str) -> str:
@@ -129,8 +137,9 @@ def query_embeddings(
     name: str,
     training: str = "zero-shot",
 ) -> np.ndarray:
-    """Embeddings of a query set, cached by name and checked against the query ids."""
-    path = _emb_dir(work, encoder, training) / f"queries-{_tag(name)}.npz"
+    """Embeddings of a query set, cached by name and the texts' hash, and checked against the ids."""
+    digest = hashlib.sha1("\n".join(q.text for q in queries).encode()).hexdigest()[:10]
+    path = _emb_dir(work, encoder, training) / f"queries-{_tag(name)}-{digest}.npz"
     ids = [q.id for q in queries]
     if path.exists():
         got, emb = load_embeddings(path)
@@ -143,18 +152,20 @@ def query_embeddings(
     return emb
 
 
-def encode_generated(work: Path, encoder: str, training: str = "zero-shot") -> GeneratedEmbeddings:
-    """Generated-query embeddings, cached on disk and, per file version, in memory
-    (an empty generation is embedded as "?")."""
+def encode_generated(
+    work: Path, encoder: str, training: str = "zero-shot", variant: str = "full"
+) -> GeneratedEmbeddings:
+    """Generated-query embeddings of one generator variant, cached on disk and, per file version,
+    in memory (an empty generation is embedded as "?")."""
     from xqg.study.generator_step import generated_path
 
-    source = generated_path(work)
+    source = generated_path(work, variant)
     key = (f"{source}|{_emb_dir(work, encoder, training)}", source.stat().st_mtime_ns)
     if key in _FILES:
         return _FILES[key]
     records = load_generated(source)
     ids = [f"{r['passage_id']}|{r['language']}|{r['sample']}" for r in records]
-    path = _emb_dir(work, encoder, training) / "generated.npz"
+    path = _emb_dir(work, encoder, training) / source.with_suffix(".npz").name.replace("queries", "generated")
     emb = None
     if path.exists():
         got, cached = load_embeddings(path)
@@ -174,6 +185,43 @@ def encode_generated(work: Path, encoder: str, training: str = "zero-shot") -> G
     return _FILES[key]
 
 
+def system_passages(work: Path, system: System) -> tuple[list[str], np.ndarray]:
+    """The passage ids and (augmented, for xQG) embeddings a system searches."""
+    pids, pemb = passage_embeddings(work, system.encoder, system.training)
+    if system.xqg:
+        gen = encode_generated(work, system.encoder, system.training, system.generator)
+        langs = system.gen_languages.split("+") if system.gen_languages else None
+        pemb = augment(pids, pemb, gen.select(system.n_queries, langs), system.alpha, system.mode)
+    return pids, pemb
+
+
+def system_run(
+    work: Path,
+    system: System,
+    queries: Sequence[Query],
+    query_name: str,
+    k: int = 100,
+    query_emb: np.ndarray | None = None,
+) -> dict[str, list[tuple[str, float]]]:
+    """A system's ranking (top k) of one query set."""
+    pids, pemb = system_passages(work, system)
+    if query_emb is None:
+        query_emb = query_embeddings(work, system.encoder, queries, query_name, system.training)
+    return dense_retrieve(pids, pemb, queries, query_emb, k)
+
+
+def score_run(
+    work: Path,
+    queries: Sequence[Query],
+    run: dict[str, list[tuple[str, float]]],
+    measures: Sequence[str],
+    budgets: Sequence[int],
+) -> dict[str, dict[str, float]]:
+    """Per-query retrieval metrics of a run over the prepared collection."""
+    bench = Benchmark("eval", "prepared", _collection(work), list(queries))
+    return evaluate_run(bench, queries, run, measures, budgets)
+
+
 def score_system(
     work: Path,
     system: System,
@@ -185,16 +233,36 @@ def score_system(
     query_emb: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
     """Per-query metrics of one system on one query set."""
-    pids, pemb = passage_embeddings(work, system.encoder, system.training)
-    if system.xqg:
-        gen = encode_generated(work, system.encoder, system.training)
-        langs = system.gen_languages.split("+") if system.gen_languages else None
-        pemb = augment(pids, pemb, gen.select(system.n_queries, langs), system.alpha, system.mode)
-    if query_emb is None:
-        query_emb = query_embeddings(work, system.encoder, queries, query_name, system.training)
-    run = dense_retrieve(pids, pemb, queries, query_emb, k)
-    bench = Benchmark("eval", "prepared", _collection(work), list(queries))
-    return evaluate_run(bench, queries, run, measures, budgets)
+    run = system_run(work, system, queries, query_name, k, query_emb)
+    return score_run(work, queries, run, measures, budgets)
+
+
+def chosen_path(work: Path) -> Path:
+    """Where step 05 records the alpha and mode it chose per training regime."""
+    return work / "xqg_config.json"
+
+
+def test_systems(
+    work: Path, encoder: str, training: str, n_queries: int, unseen: Sequence[str] = ()
+) -> list[System]:
+    """The test-query systems of one encoder: no xQG, xQG with 1..n queries, and (RQ1) the
+    full and seen-only generators restricted to the seen languages, and the seen-only generator
+    asked for every language. Alpha and mode are step 05's choice."""
+    from xqg.study.generator_step import generated_path
+
+    cfg = read_json(chosen_path(work))[training]
+    base = System(encoder, training)
+    xqg = replace(base, xqg=True, n_queries=n_queries, alpha=cfg["alpha"], mode=cfg["mode"])
+    systems = [base] + [replace(xqg, n_queries=n) for n in range(1, n_queries + 1)]
+    if unseen and generated_path(work, "seen-only").exists():
+        langs = sorted({r["language"] for r in load_generated(generated_path(work, "seen-only"))})
+        seen = "+".join(lang for lang in langs if lang not in unseen)
+        systems += [
+            replace(xqg, gen_languages=seen),
+            replace(xqg, generator="seen-only", gen_languages=seen),
+            replace(xqg, generator="seen-only"),
+        ]
+    return systems
 
 
 def tidy(
@@ -216,6 +284,7 @@ def tidy(
         "alpha": system.alpha,
         "mode": system.mode,
         "gen_languages": system.gen_languages,
+        "generator": system.generator,
         "perturbation": system.perturbation,
         "severity": system.severity,
     }
@@ -258,8 +327,10 @@ def run_retrieval_study(
     measures: Sequence[str],
     budgets: Sequence[int],
     base_training: str = "zero-shot",
+    unseen_languages: Sequence[str] = (),
 ) -> dict:
-    """Alpha sweep on the tuning queries, then baseline vs xQG and the n ablation on the test queries.
+    """Alpha sweep on the tuning queries, then baseline vs xQG, the n ablation and (RQ1) the
+    seen-only generator on the test queries.
 
     `base_training` labels the encoder as loaded ("fine-tuned" for a released xDR checkpoint);
     a model trained by step 04 is scored as well, labelled "fine-tuned".
@@ -304,11 +375,8 @@ def run_retrieval_study(
         ranked = sorted(sweep, key=lambda s: (-round(s[0], 6), s[2] != "sum", s[1]))
         best_alpha, best_mode = (ranked[0][1], ranked[0][2]) if sweep else (alphas[0], modes[0])
         chosen[training] = {"alpha": best_alpha, "mode": best_mode}
-        systems = [base] + [
-            replace(base, xqg=True, n_queries=n, alpha=best_alpha, mode=best_mode)
-            for n in range(1, n_queries + 1)
-        ]
-        for s in systems:
+        write_json(chosen_path(work), chosen)
+        for s in test_systems(work, encoder, training, n_queries, unseen_languages):
             rows, pq = tidy(
                 s, score_system(work, s, test, "test", measures, budgets), test, benchmark, "test"
             )
