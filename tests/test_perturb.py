@@ -91,3 +91,20 @@ def test_unknown_family_and_bad_severity():
         perturb("x", "emoji", 0.1)
     with pytest.raises(ValueError, match="severity"):
         perturb("x y", "word_drop", 1.5)
+
+
+@pytest.mark.parametrize("name", TEXTS)
+@pytest.mark.parametrize("severity", [0.1, 0.3])
+def test_keyboard_swap_and_code_switch_rates_on_every_script(name, severity):
+    text = TEXTS[name]
+    n = len(_letters(text))
+    k = n_changes(n, severity)
+    typo = perturb(text, "char_keyboard", severity, 2)
+    assert len(typo) == len(text) and sum(a != b for a, b in zip(typo, text)) == k
+    swapped = perturb(text, "char_swap", severity, 2)
+    changed = sum(a != b for a, b in zip(swapped, text))
+    assert sorted(swapped) == sorted(text) and 0 < changed <= 2 * k
+    # a dictionary that knows every word unit: the stated share of them turns into English
+    units = words(text)
+    switched = perturb(text, "code_switch", severity, 2, dictionary={u: "EN" for u in units})
+    assert switched.split().count("EN") == n_changes(len(units), severity)
