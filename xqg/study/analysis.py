@@ -35,7 +35,7 @@ PER_QUERY_FILES = ("per_query_retrieval.csv.gz", "per_query_qa.csv.gz", "per_que
 
 def _read_all(results: Path, names: Sequence[str]) -> pd.DataFrame:
     frames = [
-        pd.read_csv(results / f, keep_default_na=False, na_values=[""])
+        pd.read_csv(results / f, keep_default_na=False, na_values=[""], dtype={"gen_languages": str})
         for f in names
         if (results / f).exists()
     ]
