@@ -10,7 +10,9 @@ RUNS    := runs/$(PROFILE)
 STEPS   := 01_data 02_train_generator 03_generate 04_train_retriever 05_retrieve 06_qa 07_robustness 08_analysis
 
 .DEFAULT_GOAL := help
-.PHONY: help venv data reproduce figures lab test lint clean $(STEPS)
+.PHONY: help venv data reproduce figures lab test lint clean FORCE $(STEPS)
+FORCE:
+.PRECIOUS: $(WORK)/.fingerprint/%
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,8 +33,11 @@ $(DATA): | $(VENV)
 data: $(VENV) ## fetch MLQA, XQuAD and XOR-TyDi (from the XQG_DATA_MIRROR folder if set) and verify them
 	$(PYTHON) -m xqg.data.fetch
 
-# One file target per pipeline step: a step reruns when its notebook, its parameters or an
-# earlier step changed; a killed run resumes at the step it was in.
+# One file target per pipeline step: a step reruns when its notebook, an earlier step, or the hash
+# in $(WORK)/.fingerprint/<step> changed. That file holds the hash of the code the step runs (its
+# xqg modules, found statically) and of its parameter values in PROFILE (inherited ones
+# included); it is recomputed on every run but rewritten only when it differs, so a code or
+# parameter edit reruns exactly the steps it can change. A killed run resumes at its step.
 $(WORK)/01_data.done:            $(DATA)
 $(WORK)/02_train_generator.done: $(WORK)/01_data.done
 $(WORK)/03_generate.done:        $(WORK)/02_train_generator.done
@@ -42,8 +47,10 @@ $(WORK)/06_qa.done:              $(WORK)/05_retrieve.done
 $(WORK)/07_robustness.done:      $(WORK)/06_qa.done
 $(WORK)/08_analysis.done:        $(WORK)/05_retrieve.done $(WORK)/06_qa.done $(WORK)/07_robustness.done
 
-.SECONDEXPANSION:
-$(WORK)/%.done: notebooks/%.ipynb params/$(PROFILE)/common.yml $$(wildcard params/$(PROFILE)/$$*.yml) | $(VENV)
+$(WORK)/.fingerprint/%: FORCE | $(VENV)
+	@$(PYTHON) -m xqg.pipeline fingerprint $* --profile $(PROFILE) --out $@
+
+$(WORK)/%.done: notebooks/%.ipynb $(WORK)/.fingerprint/% | $(VENV)
 	@echo "== $* [$(PROFILE)] $$(date +%T)"; start=$$(date +%s); \
 	mkdir -p $(RUNS) $(WORK); \
 	$(PYTHON) -m xqg.pipeline run $* --profile $(PROFILE) && \
@@ -51,7 +58,10 @@ $(WORK)/%.done: notebooks/%.ipynb params/$(PROFILE)/common.yml $$(wildcard param
 
 $(STEPS): %: $(WORK)/%.done
 
-reproduce: $(WORK)/08_analysis.done ## run the whole study for PROFILE (default mini)
+reproduce: params/$(PROFILE)/common.yml $(WORK)/08_analysis.done ## run the whole study for PROFILE (default mini)
+
+params/%/common.yml:
+	@echo "unknown profile '$*': params/$*/common.yml does not exist (profiles: $$(ls params | tr '\n' ' '))" >&2; exit 2
 
 figures: $(VENV) ## redraw tables and figures from cached results
 	$(PYTHON) -m xqg.pipeline run 08_analysis --profile $(PROFILE)

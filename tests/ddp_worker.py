@@ -9,7 +9,7 @@ import torch
 
 from xqg.data.mlqa import load_mlqa
 from xqg.models.tiny import tiny_encoder
-from xqg.train_dr import TrainExample, TrainingArgs, train
+from xqg.training.dense_retriever import TrainExample, TrainingArgs, train
 
 
 def main(out: str) -> None:

@@ -6,11 +6,24 @@ import numpy as np
 import pytest
 import torch
 
-from xqg.embeddings import load_embeddings, merge_shards, save_embeddings, shard_bounds
 from xqg.models.encoder import Encoder, EncoderSpec, check_model_folder, pool
 from xqg.models.tiny import tiny_encoder
-from xqg.search import build_index, ranked_ids, read_trec_run, recall_against_exact, retrieve, write_trec_run
-from xqg.train_dr import TrainExample, TrainingArgs, contrastive_loss, mine_hard_negatives, train
+from xqg.retrieval.embeddings import load_embeddings, merge_shards, save_embeddings, shard_bounds
+from xqg.retrieval.search import (
+    build_index,
+    ranked_ids,
+    read_trec_run,
+    recall_against_exact,
+    retrieve,
+    write_trec_run,
+)
+from xqg.training.dense_retriever import (
+    TrainExample,
+    TrainingArgs,
+    contrastive_loss,
+    mine_hard_negatives,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +148,7 @@ def test_training_lowers_loss_and_resumes(small_texts, mlqa, tmp_path):
         passage_max_len=32,
     )
     enc = tiny_encoder(small_texts, "bert", seed=0)
-    from xqg.train_dr import batch_loss
+    from xqg.training.dense_retriever import batch_loss
 
     with torch.no_grad():
         before = batch_loss(enc, examples, args).item()

@@ -6,7 +6,7 @@ import gzip
 
 import pytest
 
-from xqg.perturb import CHAR_FAMILIES, WORD_FAMILIES, load_dictd, n_changes, perturb, script, words
+from xqg.data.perturb import CHAR_FAMILIES, WORD_FAMILIES, load_dictd, n_changes, perturb, script, words
 
 TEXTS = {
     "Latin": "Wer war der erste Präsident der Vereinigten Staaten von Amerika",

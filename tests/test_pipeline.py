@@ -9,8 +9,9 @@ import sys
 import pandas as pd
 import pytest
 
-from xqg.pipeline import STEPS, check_notebooks, check_params, load_params
-from xqg.study.retrieve_step import METRIC_COLUMNS
+from xqg.pipeline import check_notebooks, check_params
+from xqg.study.steps import STEPS, step_config
+from xqg.study.systems import METRIC_COLUMNS
 
 
 def test_params_match_notebooks_in_every_profile():
@@ -23,9 +24,15 @@ def test_source_notebooks_have_no_outputs():
 
 def test_unknown_profile_and_step_are_named():
     with pytest.raises(ValueError, match="unknown profile 'huge'"):
-        load_params("huge", "01_data")
+        step_config("01_data").load("huge")
     with pytest.raises(ValueError, match="unknown step '09_x'"):
-        load_params("mini", "09_x")
+        step_config("09_x")
+    proc = subprocess.run(
+        [sys.executable, "-m", "xqg.pipeline", "run", "05_retrieve", "--profile", "nope"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "unknown profile 'nope'" in proc.stderr
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +142,7 @@ def test_smoke_pipeline_answers_questions_end_to_end(smoke_run):
 def test_smoke_pipeline_runs_every_perturbation_family(smoke_run):
     results = smoke_run / "results" / "smoke"
     rob = pd.read_csv(results / "metrics_robustness.csv", keep_default_na=False)
-    from xqg.perturb import FAMILIES
+    from xqg.data.perturb import FAMILIES
 
     cells = set(zip(rob.perturbation, rob.severity))
     assert cells == {("none", 0.0)} | {(f, s) for f in FAMILIES for s in (0.2, 0.5)}

@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from xqg.data.perturb import load_dictd, write_dictd
 from xqg.data.schema import Query
-from xqg.perturb import load_dictd, write_dictd
-from xqg.reader import Answer, QAExample
-from xqg.study.generator_step import generator_variants
-from xqg.study.qa_step import ReadCache, qa_scores
+from xqg.qa.reader import Answer, QAExample
+from xqg.study.generators import generator_variants
+from xqg.study.reading import ReadCache, qa_scores
 from xqg.study.research_questions import robustness_table, rq1_table
-from xqg.study.robustness_step import perturbed_queries
-from xqg.train_reader import answer_window, qa_examples
+from xqg.study.steps.robustness import perturbed_queries
+from xqg.training.reader import answer_window, qa_examples
 
 
 def test_every_mlqa_answer_is_found_in_its_gold_passage(mlqa):
@@ -76,9 +76,14 @@ def test_read_cache_reads_each_pair_once_and_survives_a_torn_line(tmp_path):
         f.write('{"key": "abc", "text": "To')  # a killed write
     again = ReadCache(path)
     assert again.answers == cache.answers
+    # the torn line is cut before the next append, so later reads land on lines of their own
+    again.read_missing(reader, [("q3", "p2", "Rome")], batch_size=2, dtype="float32")
+    third = ReadCache(path)
+    assert reader.calls == 4 and third.best("q3", ["p2"]) == Answer("Rome", "p2", 4.0)
+    assert len(third.answers) == 4
     lines = path.read_text().splitlines()
     path.write_text("\n".join([lines[0], "not json", *lines[1:]]) + "\n")
-    with pytest.raises(ValueError, match=r"reads.jsonl:2: malformed read record"):
+    with pytest.raises(ValueError, match=r"reads.jsonl:2: malformed JSON line"):
         ReadCache(path)
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from xqg.models.tiny import tiny_encoder
-from xqg.reader import QAExample, Reader
+from xqg.qa.reader import QAExample, Reader
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,8 @@ def tiny(small_texts):
 
 class _StubQA(torch.nn.Module):
     """Logits chosen by hand for the (question, passage) rows named by their token ids: `value` on
-    the chosen start and end tokens, 0 elsewhere (rows may arrive in any order or batch)."""
+    the chosen start and end tokens (one or a list of (start, end, value) per row), 0 elsewhere
+    (rows may arrive in any order or batch)."""
 
     def __init__(self, targets):
         super().__init__()
@@ -29,8 +30,8 @@ class _StubQA(torch.nn.Module):
         end = torch.zeros(input_ids.shape, dtype=torch.float)
         for row in range(input_ids.shape[0]):
             key = tuple(input_ids[row][attention_mask[row] == 1].tolist())
-            if key in self.targets:
-                s, e, value = self.targets[key]
+            target = self.targets.get(key, [])
+            for s, e, value in target if isinstance(target, list) else [target]:
                 start[row, s], end[row, e] = value, value
         return SimpleNamespace(start_logits=start, end_logits=end)
 
@@ -101,9 +102,13 @@ def test_spans_never_come_from_the_question(tiny):
     q, text = "Paris or Rome?", "Rome is in Italy."
     enc = reader._encode([q], [text])
     question_token = next(t for t, s in enumerate(enc.sequence_ids(0)) if s == 0)
-    reader.model = _StubQA({_row_key(reader, q, text): (question_token, question_token, 50.0)})
+    italy = _span_tokens(reader, q, text, "Italy")
+    reader.model = _StubQA(
+        {_row_key(reader, q, text): [(question_token, question_token, 50.0), (*italy, 5.0)]}
+    )
     answer = reader.answer(q, [("p", text)])
-    assert answer.text in text  # the +50 on a question token is masked out
+    # the +50 on a question token is masked out: the passage span with +5 wins
+    assert answer.text == "Italy" and answer.score == 10.0
 
 
 def test_reader_training_step_lowers_the_loss(tiny, mlqa):

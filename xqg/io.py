@@ -80,3 +80,36 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for rec in records:
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+
+def read_appendable_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Records of an append-only JSON Lines file that a killed run may have cut short.
+
+    Bytes after the last newline are a torn write: they are dropped, and the file is rewritten
+    (atomically) without them so that the next append starts on a fresh line. Any malformed
+    complete line is an error naming file and line."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    good = data[: data.rfind(b"\n") + 1]
+    records = []
+    for lineno, line in enumerate(good.decode("utf-8").split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{lineno}: malformed JSON line: {e.msg}") from e
+    if len(good) != len(data):
+        write_jsonl(path, records)
+    return records
+
+
+def write_csv(frame: Any, path: str | os.PathLike, index: bool = False) -> None:
+    """Write a pandas frame as CSV atomically; ``.gz`` paths are gzip-compressed with a fixed
+    header time, so the same frame gives the same bytes."""
+    path = Path(path)
+    compression = {"method": "gzip", "mtime": 0} if path.suffix == ".gz" else None
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=index, compression=compression)

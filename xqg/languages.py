@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 # ISO 639-1 code -> (English name used in the generator prompt, Unicode script).
 LANGUAGES: dict[str, tuple[str, str]] = {
     "ar": ("Arabic", "Arabic"),
@@ -22,6 +24,22 @@ LANGUAGES: dict[str, tuple[str, str]] = {
     "tr": ("Turkish", "Latin"),
     "ro": ("Romanian", "Latin"),
 }
+
+# Unicode script -> the prefixes of its letters' Unicode names (Japanese mixes three blocks).
+SCRIPT_BLOCKS: dict[str, tuple[str, ...]] = {
+    "Latin": ("LATIN",),
+    "Arabic": ("ARABIC",),
+    "Devanagari": ("DEVANAGARI",),
+    "Han": ("CJK",),
+    "Japanese": ("CJK", "HIRAGANA", "KATAKANA"),
+    "Hangul": ("HANGUL",),
+    "Cyrillic": ("CYRILLIC",),
+    "Bengali": ("BENGALI",),
+    "Telugu": ("TELUGU",),
+    "Greek": ("GREEK",),
+    "Thai": ("THAI",),
+}
+BLOCKS = tuple(dict.fromkeys(b for blocks in SCRIPT_BLOCKS.values() for b in blocks))
 
 MLQA_LANGUAGES = ("en", "ar", "de", "es", "hi", "vi", "zh")
 XQUAD_LANGUAGES = ("en", "ar", "de", "el", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
@@ -49,3 +67,10 @@ def language_name(code: str) -> str:
 def script_of(code: str) -> str:
     """The Unicode script a language is written in."""
     return LANGUAGES[normalise_code(code)][1]
+
+
+def letter_block(ch: str) -> str | None:
+    """The block of a letter, as the prefix of its Unicode name (``LATIN``, ``CJK``, ``HIRAGANA``,
+    ...; see `SCRIPT_BLOCKS`), or None for anything else."""
+    name = unicodedata.name(ch, "")
+    return next((b for b in BLOCKS if name.startswith(b)), None)

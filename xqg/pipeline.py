@@ -1,106 +1,63 @@
-"""Running the study's notebooks with papermill, and checking notebooks and parameter files.
+"""Running the study's notebooks with papermill, and checking notebooks, parameters and code.
 
-    python -m xqg.pipeline run STEP --profile PROFILE   # execute one step
-    python -m xqg.pipeline check-params                 # every profile sets what each notebook needs
-    python -m xqg.pipeline check-notebooks              # source notebooks carry no outputs
+    python -m xqg.pipeline run STEP --profile PROFILE    # execute one step's notebook
+    python -m xqg.pipeline describe STEP --profile P     # a step's parameters: type, value, help
+    python -m xqg.pipeline check-params                  # every profile's parameters are valid
+    python -m xqg.pipeline check-notebooks               # source notebooks carry no outputs
+    python -m xqg.pipeline fingerprint STEP --profile P --out FILE   # code + parameter hash (Make)
 
-Parameters of a step are ``params/<profile>/common.yml`` merged with
-``params/<profile>/<step>.yml`` (flat YAML, later files win); the runner adds ``profile`` and
-passes each notebook the shared keys it declares. The checks: every key of a step file is a
-parameter of its notebook, every shared key is a parameter of some notebook, and every parameter a
-notebook declares is set by every profile (papermill itself only warns on unknown names).
-Executed notebooks go to ``runs/<profile>/<step>.ipynb`` (written atomically).
+A notebook receives only ``profile`` (and, by hand, ``overrides``); the step reads its own typed
+configuration from ``params/<profile>/`` (`xqg.study.config`), so a notebook run in JupyterLab,
+by papermill or by Make runs the same parameters. Executed notebooks go to
+``runs/<profile>/<step>.ipynb`` (written atomically).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
-import yaml
-
-from xqg.io import atomic_path
+from xqg.io import atomic_path, write_text_atomic
 from xqg.paths import PROJECT_ROOT
+from xqg.study.config import EXTENDS, PARAMS, help_of, merged_params, profiles, read_yaml
+from xqg.study.fingerprint import config_fields, step_fingerprint
+from xqg.study.steps import STEPS, module_name, step_config
 
-STEPS = (
-    "01_data",
-    "02_train_generator",
-    "03_generate",
-    "04_train_retriever",
-    "05_retrieve",
-    "06_qa",
-    "07_robustness",
-    "08_analysis",
-)
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
-PARAMS = PROJECT_ROOT / "params"
-# smoke, mini and paper, plus the paper's variants (paper-xlmr, paper-released): one folder each
-PROFILES = (
-    tuple(sorted(p.name for p in PARAMS.iterdir() if (p / "common.yml").exists())) if PARAMS.exists() else ()
-)
+NOTEBOOK_PARAMETERS = {"profile", "overrides"}
 
 
-def _read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path}: malformed YAML: {e}") from e
-    if not isinstance(data, dict) or any(isinstance(v, dict) for v in data.values()):
-        raise ValueError(f"{path}: parameter files are flat mappings of name: value")
-    return data
-
-
-def load_params(profile: str, step: str) -> dict:
-    """Merged parameters of one step in one profile."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; use one of {PROFILES}")
-    if step not in STEPS:
-        raise ValueError(f"unknown step {step!r}; steps are {STEPS}")
-    common = PARAMS / profile / "common.yml"
-    if not common.exists():
-        raise FileNotFoundError(f"{common}: missing parameter file")
-    params = _read_yaml(common)
-    specific = PARAMS / profile / f"{step}.yml"
-    if specific.exists():
-        params.update(_read_yaml(specific))
-    return {**params, "profile": profile}
-
-
-def notebook_parameters(step: str) -> dict:
-    """The parameters a notebook declares (name -> papermill's description)."""
-    import papermill
-
-    return papermill.inspect_notebook(str(NOTEBOOKS / f"{step}.ipynb"))
-
-
-def check_params(profiles=PROFILES) -> list[str]:
-    """Problems: keys no notebook declares, or declared parameters a profile leaves unset."""
+def check_params(names: tuple[str, ...] | list[str] | None = None, params: Path = PARAMS) -> list[str]:
+    """Problems of the profiles' parameter files: unknown files and keys, unset or mistyped values."""
+    names = profiles(params) if names is None else names
+    configs = {step: step_config(step) for step in STEPS}
+    used = {f.name for c in configs.values() for f in dataclasses.fields(c)}
     problems = []
-    declared = {step: set(notebook_parameters(step)) for step in STEPS}
-    everywhere = set().union(*declared.values())
-    for profile in profiles:
-        shared = set(_read_yaml(PARAMS / profile / "common.yml"))
+    for profile in names:
+        folder = params / profile
+        if not (folder / "common.yml").exists():
+            return [f"unknown profile {profile!r}; profiles are {profiles(params)}"]
+        for path in sorted(folder.glob("*.yml")):
+            if path.stem != "common" and path.stem not in STEPS:
+                problems.append(f"{path}: not a step's file (steps are {', '.join(STEPS)})")
+        common = read_yaml(folder / "common.yml")
         problems += [
-            f"{profile}/common.yml: '{k}' is a parameter of no notebook" for k in sorted(shared - everywhere)
+            f"{folder / 'common.yml'}: '{k}' is a parameter of no step"
+            for k in sorted(set(common) - used - {EXTENDS})
         ]
-        for step in STEPS:
-            specific = PARAMS / profile / f"{step}.yml"
-            own = set(_read_yaml(specific)) if specific.exists() else set()
-            problems += [
-                f"{profile}/{step}.yml: '{k}' is not a parameter of notebooks/{step}.ipynb"
-                for k in sorted(own - declared[step])
-            ]
-            given = set(load_params(profile, step))
-            problems += [
-                f"{profile}/{step}: parameter '{k}' is not set" for k in sorted(declared[step] - given)
-            ]
+        for config in configs.values():
+            problems += config.problems(profile, params)
     return problems
 
 
 def check_notebooks() -> list[str]:
-    """Problems: source notebooks with outputs or execution counts, or no `parameters` cell."""
+    """Problems: source notebooks with outputs, no `parameters` cell, or other parameters than
+    ``profile`` and ``overrides`` (a step's settings belong in ``params/``)."""
+    import papermill
+
     problems = []
     for nb_path in sorted(NOTEBOOKS.glob("*.ipynb")):
         nb = json.loads(nb_path.read_text())
@@ -109,24 +66,50 @@ def check_notebooks() -> list[str]:
             problems.append(f"{nb_path.name}: carries outputs (clear them before committing)")
         if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells):
             problems.append(f"{nb_path.name}: no cell tagged 'parameters'")
+        declared = set(papermill.inspect_notebook(str(nb_path)))
+        if declared != NOTEBOOK_PARAMETERS:
+            problems.append(
+                f"{nb_path.name}: parameters {sorted(declared)}, expected {sorted(NOTEBOOK_PARAMETERS)}"
+            )
     return problems
 
 
+def describe(step: str, profile: str) -> str:
+    """A step's parameters in a profile: name, type, value and the file that set it, help."""
+    config = step_config(step)
+    merged = merged_params(profile, step)
+    lines = [f"{step} [{profile}]"]
+    for f in dataclasses.fields(config):
+        value, path = merged.get(f.name, (f.default, "default"))
+        typ = config.field_types()[f.name]
+        lines.append(f"  {f.name}: {getattr(typ, '__name__', typ)} = {value!r}  ({path})\n      {help_of(f)}")
+    return "\n".join(lines)
+
+
+def write_fingerprint(step: str, profile: str, out: Path) -> bool:
+    """Write the hash of the code a step runs and of its parameter values in `profile` to `out`,
+    only when it changed (so Make sees a new file time only then); returns whether it changed."""
+    module = module_name(step)
+    merged = merged_params(profile, step)
+    values = {k: merged[k][0] for k in config_fields(module) if k in merged}
+    digest = step_fingerprint([module, "xqg.pipeline"], values)
+    if out.exists() and out.read_text() == digest:
+        return False
+    write_text_atomic(out, digest)
+    return True
+
+
 def run(step: str, profile: str) -> Path:
-    """Execute one step's notebook with its profile's parameters."""
+    """Execute one step's notebook for a profile, after checking the profile's parameters."""
     import papermill
 
-    problems = [p for p in check_params([profile]) if f"/{step}" in p]
-    if problems:
-        raise ValueError("parameter problems: " + "; ".join(problems))
-    declared = notebook_parameters(step)
-    params = {k: v for k, v in load_params(profile, step).items() if k in declared}
+    step_config(step).load(profile)  # refuses bad parameters before any work, naming file and key
     out = PROJECT_ROOT / "runs" / profile / f"{step}.ipynb"
     with atomic_path(out) as tmp:
         papermill.execute_notebook(
             str(NOTEBOOKS / f"{step}.ipynb"),
             str(tmp.with_suffix(".ipynb")),
-            parameters=params,
+            parameters={"profile": profile},
             kernel_name="python3",
             cwd=str(PROJECT_ROOT),
             log_output=True,
@@ -140,15 +123,30 @@ def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(prog="python -m xqg.pipeline")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run")
-    r.add_argument("step", choices=STEPS)
-    r.add_argument("--profile", default="mini", choices=PROFILES or None)
+    for name in ("run", "describe"):
+        p = sub.add_parser(name)
+        p.add_argument("step", choices=STEPS)
+        p.add_argument("--profile", default="mini")
     sub.add_parser("check-params")
     sub.add_parser("check-notebooks")
+    fp = sub.add_parser("fingerprint")
+    fp.add_argument("step", choices=STEPS)
+    fp.add_argument("--profile", default="mini")
+    fp.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
-    if args.cmd == "run":
-        print(run(args.step, args.profile))
-        return
+    try:
+        if args.cmd == "run":
+            print(run(args.step, args.profile))
+            return
+        if args.cmd == "describe":
+            print(describe(args.step, args.profile))
+            return
+        if args.cmd == "fingerprint":
+            write_fingerprint(args.step, args.profile, args.out)
+            return
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     problems = check_params() if args.cmd == "check-params" else check_notebooks()
     for p in problems:
         print(p, file=sys.stderr)

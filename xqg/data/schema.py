@@ -54,14 +54,6 @@ class Benchmark:
         """Languages present among the queries, in first-seen order."""
         return list(dict.fromkeys(q.language for q in self.queries))
 
-    def by_language(self, language: str) -> list[Query]:
-        """Queries of one language."""
-        return [q for q in self.queries if q.language == language]
-
-    def qrels(self) -> dict[str, dict[str, int]]:
-        """TREC-style relevance judgements: query id -> {gold passage id: 1}."""
-        return {q.id: {q.gold_passage: 1} for q in self.queries if q.gold_passage is not None}
-
     def validate(self, source: str) -> None:
         """Refuse an empty collection, duplicate query ids or dangling gold passages."""
         if not self.passages:

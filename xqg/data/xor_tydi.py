@@ -22,7 +22,6 @@ XOR_FILES = {
     "train": "xor_train_retrieve_eng_span.jsonl",
     "dev": "xor_dev_retrieve_eng_span_v1_1.jsonl",
 }
-YES_NO = ("yes", "no")
 
 
 def xor_file(root: Path, split: str) -> Path:

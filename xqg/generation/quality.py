@@ -8,28 +8,14 @@ German, Spanish, Vietnamese and English questions apart; not a general language 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from xqg.languages import script_of
+from xqg.languages import SCRIPT_BLOCKS, letter_block, script_of
 
-_SCRIPT_PREFIX = {
-    "Latin": ("LATIN",),
-    "Arabic": ("ARABIC",),
-    "Devanagari": ("DEVANAGARI",),
-    "Han": ("CJK",),
-    "Japanese": ("CJK", "HIRAGANA", "KATAKANA"),
-    "Hangul": ("HANGUL",),
-    "Cyrillic": ("CYRILLIC",),
-    "Bengali": ("BENGALI",),
-    "Telugu": ("TELUGU",),
-    "Greek": ("GREEK",),
-    "Thai": ("THAI",),
-}
 FUNCTION_WORDS = {
     "en": {"the", "what", "which", "who", "when", "where", "how", "is", "of", "in", "did", "was", "does"},
     "de": {
@@ -100,8 +86,8 @@ def script_share(text: str, script: str) -> float:
     chars = letters(text)
     if not chars:
         return 0.0
-    prefixes = _SCRIPT_PREFIX[script]
-    return sum(unicodedata.name(ch, "").startswith(prefixes) for ch in chars) / len(chars)
+    blocks = SCRIPT_BLOCKS[script]
+    return sum(letter_block(ch) in blocks for ch in chars) / len(chars)
 
 
 def in_language(text: str, language: str, threshold: float = 0.5) -> bool:

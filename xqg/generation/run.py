@@ -19,8 +19,8 @@ from typing import Protocol
 from tqdm.auto import tqdm
 
 from xqg.data.schema import Passage
-from xqg.embeddings import shard_bounds
-from xqg.io import atomic_path, iter_jsonl
+from xqg.io import atomic_path, iter_jsonl, read_appendable_jsonl, write_jsonl
+from xqg.retrieval.embeddings import shard_bounds
 
 
 class QueryGenerator(Protocol):
@@ -45,22 +45,15 @@ def unit_seed(seed: int, language: str, first_passage: str) -> int:
 
 def _complete_units(path: Path, n: int) -> set[tuple[str, str]]:
     """(passage, language) pairs with all `n` samples in the file; rewrites the file to hold only them."""
-    if not path.exists():
-        return set()
-    with open(path, "rb") as f:
-        data = f.read()
-    good = data[: data.rfind(b"\n") + 1]  # drop a torn last line
-    records = [json.loads(line) for line in good.decode("utf-8").splitlines() if line.strip()]
+    records = read_appendable_jsonl(path)
     count: dict[tuple[str, str], int] = {}
     for r in records:
         key = (r["passage_id"], r["language"])
         count[key] = count.get(key, 0) + 1
     done = {k for k, c in count.items() if c == n}
     kept = [r for r in records if (r["passage_id"], r["language"]) in done]
-    if len(kept) != len(records) or len(good) != len(data):
-        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-            for r in kept:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    if len(kept) != len(records):
+        write_jsonl(path, kept)
     return done
 
 

@@ -23,8 +23,8 @@ from xqg.data.schema import Passage
 from xqg.generation.e5_generator import PAD, E5QuestionGenerator
 from xqg.generation.prompts import Triple
 from xqg.io import atomic_dir
-from xqg.retrieval import passage_text
-from xqg.search import retrieve
+from xqg.retrieval.dense import passage_text
+from xqg.retrieval.search import retrieve
 
 
 @dataclass

@@ -37,6 +37,17 @@ def wilcoxon(a: np.ndarray, b: np.ndarray) -> float:
     return float(stats.wilcoxon(d, zero_method="pratt").pvalue)
 
 
+def bootstrap_macro_mean(
+    groups: Sequence[np.ndarray], draws: int = 1000, seed: int = 0, scale: float = 1.0
+) -> tuple[float, float, float]:
+    """(mean, 2.5%, 97.5%) of the unweighted mean over groups (languages) of each group's mean,
+    resampling values within each group (a percentile bootstrap, `draws` draws); times `scale`."""
+    rng = np.random.default_rng(seed)
+    mean = scale * np.mean([g.mean() for g in groups])
+    boots = [scale * np.mean([rng.choice(g, len(g)).mean() for g in groups]) for _ in range(draws)]
+    return float(mean), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+
+
 def holm(pvalues: Sequence[float]) -> np.ndarray:
     """Holm-Bonferroni adjusted p-values (family-wise error)."""
     p = np.asarray(pvalues, float)

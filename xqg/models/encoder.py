@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from xqg.models.precision import autocast
+
 SPEC_FILE = "xqg_encoder.json"
 WEIGHT_FILES = (
     "model.safetensors",
@@ -144,12 +146,11 @@ class Encoder(torch.nn.Module):
         ids = enc["input_ids"]
         order = np.argsort([-len(x) for x in ids], kind="stable")
         out = np.empty((len(texts), self.model.config.hidden_size), np.float32)
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16")
         starts = range(0, len(order), batch_size)
         for s in tqdm(starts, desc=f"encode {kind}s", disable=not progress, leave=False):
             rows = order[s : s + batch_size]
             batch = self.tokenizer.pad({"input_ids": [ids[i] for i in rows]}, return_tensors="pt")
-            with autocast:
+            with autocast(dtype):
                 emb = self.forward(batch["input_ids"], batch["attention_mask"])
             out[rows] = emb.float().numpy()
         return out

@@ -1,2 +1,2 @@
-"""The study's steps as functions the notebooks call: each reads and writes files under
-``work/<profile>/`` and ``results/<profile>/``, so a step can be rerun alone."""
+"""The study on top of the library: a `Workspace` per profile, typed step configurations, the
+compared systems, and one module per step in `xqg.study.steps` (see the README's Architecture)."""

@@ -14,7 +14,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from xqg.metrics.significance import compare  # noqa: E402
+from xqg.io import write_csv, write_text_atomic  # noqa: E402
+from xqg.metrics.significance import bootstrap_macro_mean, compare, holm, paired_t  # noqa: E402
+from xqg.study.systems import System  # noqa: E402
 
 
 def set_style() -> None:
@@ -37,12 +39,12 @@ def save_table(df: pd.DataFrame, out: Path, bold_max: bool = True, caption: str 
     """CSV, LaTeX (booktabs, best value per column in bold) and Markdown versions of a table."""
     out.parent.mkdir(parents=True, exist_ok=True)
     csv, tex, md = out.with_suffix(".csv"), out.with_suffix(".tex"), out.with_suffix(".md")
-    df.to_csv(csv)
+    write_csv(df, csv, index=True)
     numeric = df.select_dtypes("number")
     styler = df.style.format(precision=1, na_rep="–")
     if bold_max and not numeric.empty:
         styler = styler.highlight_max(subset=list(numeric.columns), props="font-weight: bold;")
-    tex.write_text(styler.to_latex(hrules=True, convert_css=True, caption=caption or None))
+    write_text_atomic(tex, styler.to_latex(hrules=True, convert_css=True, caption=caption or None))
     shown = df.copy()
     for c in numeric.columns:
         best = numeric[c].max()
@@ -50,16 +52,8 @@ def save_table(df: pd.DataFrame, out: Path, bold_max: bool = True, caption: str 
             f"**{v:.1f}**" if bold_max and np.isclose(v, best) else ("–" if pd.isna(v) else f"{v:.1f}")
             for v in numeric[c]
         ]
-    md.write_text(shown.to_markdown() + "\n")
+    write_text_atomic(md, shown.to_markdown() + "\n")
     return [csv, tex, md]
-
-
-def system_label(row) -> str:
-    """A readable system name from a metrics row."""
-    base = f"{row['encoder']} ({row['training']})"
-    if not row["xqg"]:
-        return base
-    return base + f" + xQG (n={int(row['n_queries'])}, α={row['alpha']:g}, {row['mode']})"
 
 
 def per_language_table(
@@ -73,7 +67,7 @@ def per_language_table(
     test = metrics[(metrics.split == "test") & (metrics.metric == metric) & (metrics.perturbation == "none")]
     test = test[(~test.xqg) | (test.n_queries == n_queries)]
     test = test[(test.gen_languages == "") & (test.generator == "full")]
-    table = test.assign(system=test.apply(system_label, axis=1)).pivot_table(
+    table = test.assign(system=test.apply(lambda r: System.from_row(r).label, axis=1)).pivot_table(
         index="system", columns="language", values="value", sort=False
     )
     cols = [c for c in table.columns if c != "macro"] + ["macro"]
@@ -108,7 +102,8 @@ def ablation_figure(
     out: Path,
     training: str = "zero-shot",
 ) -> list[Path]:
-    """Metric vs number of generated queries per language, 95% bootstrap bands, stars where n differs
+    """Metric vs number of generated queries per language, 95% bootstrap bands (percentile bootstrap
+    of the macro mean, queries resampled within language), stars where n differs
     significantly from n = 0 (paired t-test, Holm over n)."""
     set_style()
     pq = per_query[
@@ -119,7 +114,6 @@ def ablation_figure(
         & (per_query.generator == "full")
     ]
     fig, axes = plt.subplots(1, len(metrics_shown), figsize=(3.2 * len(metrics_shown), 2.8), squeeze=False)
-    rng = np.random.default_rng(0)
     for ax, metric in zip(axes[0], metrics_shown):
         g = pq[pq.metric == metric]
         ns = sorted(g.n_queries.unique())
@@ -129,17 +123,13 @@ def ablation_figure(
         for n in ns:
             cur = g[g.n_queries == n]
             by_lang = [d["value"].to_numpy() for _, d in cur.groupby("language")]
-            means.append(100 * np.mean([v.mean() for v in by_lang]))
-            boots = [100 * np.mean([rng.choice(v, len(v)).mean() for v in by_lang]) for _ in range(200)]
-            lo.append(np.percentile(boots, 2.5))
-            hi.append(np.percentile(boots, 97.5))
+            mean, low, high = bootstrap_macro_mean(by_lang, scale=100)
+            means.append(mean)
+            lo.append(low)
+            hi.append(high)
             if n:
-                from xqg.metrics.significance import paired_t
-
                 s = cur.set_index("query_id")["value"].reindex(base.index)
                 pvals.append(paired_t(base.to_numpy(), s.to_numpy()))
-        from xqg.metrics.significance import holm
-
         adj = holm(pvals) if pvals else []
         ax.plot(ns, means, marker="o", color="C0")
         ax.fill_between(ns, lo, hi, alpha=0.2, color="C0")
@@ -182,4 +172,4 @@ def update_readme(readme: Path, section: str) -> None:
     new = re.sub(
         re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{section}\n{end}", text, flags=re.S
     )
-    readme.write_text(new)
+    write_text_atomic(readme, new)

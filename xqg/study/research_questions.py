@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xqg.metrics.significance import holm, paired_t
+from xqg.metrics.significance import bootstrap_macro_mean, holm, paired_t
 from xqg.study.report import save_figure, save_table, set_style
 
 RQ1_SYSTEMS = {  # (generator, gen_languages is all?) -> short name in tables and figures
@@ -36,11 +36,8 @@ def _paired(base: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
 
 def bootstrap_delta(pairs: pd.DataFrame, draws: int = 1000, seed: int = 0) -> tuple[float, float, float]:
     """(mean, 2.5%, 97.5%) of the macro-over-languages mean of other - base, in points."""
-    rng = np.random.default_rng(seed)
     groups = [(g["other"] - g["base"]).to_numpy() for _, g in pairs.groupby("language")]
-    mean = 100 * np.mean([d.mean() for d in groups])
-    boots = [100 * np.mean([rng.choice(d, len(d)).mean() for d in groups]) for _ in range(draws)]
-    return float(mean), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+    return bootstrap_macro_mean(groups, draws, seed, scale=100)
 
 
 def main_training(per_query: pd.DataFrame) -> str:

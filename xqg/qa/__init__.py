@@ -1,0 +1,1 @@
+"""Question answering: the extractive reader that turns retrieved passages into answers."""

@@ -1,0 +1,1 @@
+"""Dense retrieval: passage/query encoding caches, augmentation with generated queries, faiss search."""

@@ -1,0 +1,165 @@
+"""Typed step configurations read from the profile's parameter files.
+
+A profile is a folder ``params/<profile>/`` with ``common.yml`` (keys several steps share) and
+one ``<step>.yml`` per step. ``extends: <other profile>`` in ``common.yml`` inherits that
+profile's files; the files merge in the order parent common, parent step, own common, own step,
+later files winning, so a variant states only what differs.
+
+Each step declares a frozen dataclass (a `StepConfig`) whose fields are exactly the YAML keys it
+reads, with types and ``help`` metadata, as Tevatron's argument dataclasses do. Loading takes the
+step's fields from the merged parameters, refuses a step file key the step does not declare,
+a missing key, and a value of the wrong type (pydantic, strict), naming file and key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from xqg.paths import PROJECT_ROOT
+
+PARAMS = PROJECT_ROOT / "params"
+EXTENDS = "extends"
+
+C = TypeVar("C", bound="StepConfig")
+
+
+def read_yaml(path: Path) -> dict:
+    """A flat parameter file (name: value)."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: malformed YAML: {e}") from e
+    if not isinstance(data, dict) or any(isinstance(v, dict) for v in data.values()):
+        raise ValueError(f"{path}: parameter files are flat mappings of name: value")
+    return data
+
+
+def profiles(params: Path = PARAMS) -> tuple[str, ...]:
+    """The profiles: folders of `params` with a ``common.yml``."""
+    return tuple(sorted(p.name for p in params.iterdir() if (p / "common.yml").exists()))
+
+
+def profile_chain(profile: str, params: Path = PARAMS) -> list[str]:
+    """`profile` and the profiles it extends, the root first."""
+    chain: list[str] = []
+    current: str | None = profile
+    while current is not None:
+        common = params / current / "common.yml"
+        if not common.exists():
+            where = f" (extended by {chain[0]!r})" if chain else ""
+            raise ValueError(f"unknown profile {current!r}{where}; profiles are {profiles(params)}")
+        if current in chain:
+            raise ValueError(f"{common}: 'extends' makes a cycle: {' -> '.join([*reversed(chain), current])}")
+        chain.insert(0, current)
+        parent = read_yaml(common).get(EXTENDS)
+        if parent is not None and not isinstance(parent, str):
+            raise ValueError(f"{common}: '{EXTENDS}' names one profile, got {parent!r}")
+        current = parent
+    return chain
+
+
+def param_files(profile: str, step: str, params: Path = PARAMS) -> list[Path]:
+    """The files that set a step's parameters, in merge order (existing ones only)."""
+    files = []
+    for name in profile_chain(profile, params):
+        files += [p for p in (params / name / "common.yml", params / name / f"{step}.yml") if p.exists()]
+    return files
+
+
+def merged_params(profile: str, step: str, params: Path = PARAMS) -> dict[str, tuple[Any, Path]]:
+    """{key: (value, the file that set it)} for one step of one profile."""
+    out: dict[str, tuple[Any, Path]] = {}
+    for path in param_files(profile, step, params):
+        out.update({k: (v, path) for k, v in read_yaml(path).items() if k != EXTENDS})
+    return out
+
+
+def help_of(f: dataclasses.Field) -> str:
+    """The help text of a config field."""
+    return f.metadata.get("help", "")
+
+
+def arg(help: str, **kwargs: Any) -> Any:
+    """A config field with its help text (and optionally a default)."""
+    return dataclasses.field(metadata={"help": help}, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StepConfig:
+    """Base of the steps' configurations; subclasses set `STEP` and declare fields with `arg`."""
+
+    STEP: ClassVar[str] = ""
+
+    @classmethod
+    def field_types(cls) -> dict[str, Any]:
+        """{field name: type} with the annotations resolved."""
+        hints = typing.get_type_hints(cls)
+        return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def problems(cls, profile: str, params: Path = PARAMS, overrides: Mapping[str, Any] = ()) -> list[str]:
+        """What is wrong with this step's parameters in `profile` (empty when nothing is)."""
+        merged = merged_params(profile, cls.STEP, params)
+        merged.update({k: (v, Path("<overrides>")) for k, v in dict(overrides).items()})
+        types = cls.field_types()
+        problems = [
+            f"{path}: '{key}' is not a parameter of step {cls.STEP}"
+            for key, (_, path) in sorted(merged.items())
+            if key not in types and path.name != "common.yml"
+        ]
+        required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
+        chain = profile_chain(profile, params)
+        problems += [
+            f"params/{chain[-1]}: '{key}' is not set for step {cls.STEP} ({help_of(f)})"
+            for f in dataclasses.fields(cls)
+            if (key := f.name) in required and key not in merged
+        ]
+        for key, typ in types.items():
+            if key not in merged:
+                continue
+            value, path = merged[key]
+            try:
+                TypeAdapter(typ).validate_python(value, strict=True)
+            except ValidationError as e:
+                err = e.errors()[0]
+                at = "".join(f"[{i}]" for i in err["loc"])
+                problems.append(f"{path}: '{key}{at}' = {value!r}: {err['msg']} (expected {_name(typ)})")
+        return problems
+
+    @classmethod
+    def load(
+        cls: type[C], profile: str, overrides: Mapping[str, Any] | None = None, params: Path = PARAMS
+    ) -> C:
+        """The step's configuration in `profile`, with `overrides` on top; refuses bad parameters."""
+        overrides = dict(overrides or {})
+        unknown = sorted(set(overrides) - set(cls.field_types()))
+        problems = [f"overrides: '{k}' is not a parameter of step {cls.STEP}" for k in unknown]
+        problems += cls.problems(profile, params, overrides)
+        if problems:
+            raise ValueError(
+                f"parameters of step {cls.STEP} in profile {profile!r}:\n  " + "\n  ".join(problems)
+            )
+        merged = {k: v for k, (v, _) in merged_params(profile, cls.STEP, params).items()}
+        merged.update(overrides)
+        types = cls.field_types()
+        values = {
+            k: TypeAdapter(t).validate_python(merged[k], strict=True) for k, t in types.items() if k in merged
+        }
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The configuration as plain values (for records beside artefacts)."""
+        return dataclasses.asdict(self)
+
+
+def _name(typ: Any) -> str:
+    return (
+        getattr(typ, "__name__", None) if typing.get_origin(typ) is None else str(typ).replace("typing.", "")
+    )

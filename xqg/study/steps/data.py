@@ -1,0 +1,151 @@
+"""Step 01 (`01_data`): the data each later step uses, with the leakage-free split written down.
+
+- the evaluation collection (English passages) and evaluation queries;
+- the generator's training triples and held-out passages for checkpoint selection;
+- the retriever's training queries (with gold passages) and their collection;
+- the alpha-tuning / test split of the evaluation queries, by article.
+
+Nothing that evaluates is ever trained on: generator and retriever train on the training
+benchmark (XQuAD in `mini`, minus articles shared with MLQA), optionally plus an article split
+of the evaluation benchmark whose queries are then removed from evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from xqg.data.mlqa import load_mlqa
+from xqg.data.schema import Benchmark
+from xqg.data.splits import article_side, drop_shared_articles, sample_queries, split_by_article
+from xqg.data.xquad import load_xquad
+from xqg.generation.prompts import check_languages, triples
+from xqg.io import write_json
+from xqg.study.config import StepConfig, arg
+from xqg.study.workspace import Workspace, save_passages, save_queries, save_triples
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config(StepConfig):
+    """Parameters of step 01."""
+
+    STEP = "01_data"
+    seed: int = arg("seed of every split and sample")
+    train_benchmark: str = arg("trains the generator and the retriever (xquad, or xor-tydi-tevatron)")
+    eval_benchmark: str = arg("evaluates; its questions are never trained on (mlqa, xquad, xor-tydi)")
+    eval_languages: list[str] = arg("question languages evaluated")
+    generator_languages: list[str] = arg("languages the generator writes")
+    max_passages: int = arg("cap on the collection size, 0 for all (smoke runs use a few dozen)")
+    queries_per_language: int = arg("subsample of evaluation queries per language, 0 for all")
+    generator_eval_fraction: float = arg("share of eval-benchmark articles given to generator training")
+    alpha_tuning_fraction: float = arg("share of evaluation articles whose queries tune alpha")
+    heldout_passages: int = arg("passages (never trained on) for the generator's checkpoint selection")
+    collection_file: str = arg(
+        "xor-tydi: DPR psgs_w100.tsv(.gz) or the authors' augmented corpus", default=""
+    )
+    train_file: str = arg("xor-tydi: Tevatron's training file with positive passages (JSONL)", default="")
+
+
+LOADERS = {"mlqa": lambda langs: load_mlqa("dev", langs), "xquad": lambda langs: load_xquad(langs)}
+
+
+def _load(name: str, languages: Sequence[str]) -> Benchmark:
+    if name not in LOADERS:
+        raise ValueError(f"unknown benchmark {name!r}; this step knows {sorted(LOADERS)}")
+    return LOADERS[name](list(languages))
+
+
+def _limit_passages(bench: Benchmark, max_passages: int | None, seed: int) -> Benchmark:
+    """Keep the passages of the first `max_passages` articles-worth of queries (smoke runs)."""
+    if max_passages is None or len(bench.passages) <= max_passages:
+        return bench
+    ranked = sorted(bench.passages, key=lambda pid: hashlib.sha1(f"{seed}:{pid}".encode()).hexdigest())
+    keep = set(ranked[:max_passages])
+    return Benchmark(
+        bench.name,
+        bench.split,
+        {k: v for k, v in bench.passages.items() if k in keep},
+        [q for q in bench.queries if q.gold_passage in keep],
+    )
+
+
+def _xor_benchmarks(
+    languages: Sequence[str], collection_file: str, train_file: str
+) -> tuple[Benchmark, Benchmark]:
+    """XOR-Retrieve dev against the English Wikipedia collection, and Tevatron's training data."""
+    from xqg.data.xor_tydi import iter_augmented_corpus, iter_dpr_tsv, load_tevatron_train, load_xor_queries
+
+    if not collection_file:
+        raise ValueError("xor-tydi needs collection_file (DPR psgs_w100.tsv[.gz] or the augmented JSONL)")
+    path = Path(collection_file)
+    rows = iter_dpr_tsv(path) if ".tsv" in path.name else (p for p, _ in iter_augmented_corpus(path))
+    passages = {p.id: p for p in rows}
+    queries = [q for q in load_xor_queries("dev") if q.language in set(languages)]
+    train_langs = {q.qid: q.language for q in load_xor_queries("train")}
+    train_passages, train_queries = load_tevatron_train(train_file, train_langs)
+    return (
+        Benchmark("xor-tydi", "dev", passages, queries),
+        Benchmark("xor-tydi-train", "train", train_passages, train_queries),
+    )
+
+
+def run(workspace: Workspace, config: Config) -> dict:
+    """Write the prepared data under ``workspace.data`` and return a summary of counts.
+
+    XOR-TyDi (``eval_benchmark: xor-tydi``) reads `collection_file` (the English Wikipedia
+    passages) and `train_file` (Tevatron's training file with positive passages)."""
+    ws, c, seed = workspace, config, config.seed
+    max_passages = c.max_passages or None
+    eval_languages = check_languages(c.eval_languages)
+    generator_languages = check_languages(c.generator_languages)
+    if c.eval_benchmark == "xor-tydi":
+        evaluation, training = _xor_benchmarks(eval_languages, c.collection_file, c.train_file)
+    else:
+        evaluation = _limit_passages(_load(c.eval_benchmark, eval_languages), max_passages, seed)
+        training = drop_shared_articles(_load(c.train_benchmark, generator_languages + ["en"]), evaluation)
+        training = _limit_passages(training, max_passages, seed)
+
+    gen_triples = triples(training, generator_languages)
+    eval_queries = evaluation.queries
+    if c.generator_eval_fraction > 0:  # the evaluation benchmark's other articles also train the generator
+        gen_part, eval_part = split_by_article(evaluation, 1 - c.generator_eval_fraction, seed)
+        gen_triples += triples(gen_part, generator_languages)
+        eval_queries = eval_part.queries
+    eval_queries = sample_queries(eval_queries, c.queries_per_language or None, seed)
+    gen_passages = {t.passage_id for t in gen_triples}
+    heldout = [p for pid, p in evaluation.passages.items() if pid not in gen_passages][: c.heldout_passages]
+
+    # XOR-TyDi questions carry no article: they split by question id instead.
+    tuning = [
+        q
+        for q in eval_queries
+        if article_side(q.article or q.qid, c.alpha_tuning_fraction, seed + 1) == "eval"
+    ]
+    tuning_ids = {q.id for q in tuning}
+    test = [q for q in eval_queries if q.id not in tuning_ids]
+
+    save_passages(ws.collection, evaluation.passages)
+    save_queries(ws.queries_file("eval"), test)
+    save_queries(ws.queries_file("tuning"), tuning)
+    save_triples(ws.generator_train, gen_triples)
+    save_passages(ws.generator_heldout, {p.id: p for p in heldout})
+    save_passages(ws.train_collection, training.passages)
+    save_queries(
+        ws.queries_file("train"),
+        [q for q in training.queries if q.language in set(generator_languages) | {"en"}],
+    )
+    summary = {
+        "collection passages": len(evaluation.passages),
+        "evaluation queries (test)": len(test),
+        "alpha-tuning queries": len(tuning),
+        "generator training triples": len(gen_triples),
+        "generator training passages": len(gen_passages),
+        "held-out passages (checkpoint selection)": len(heldout),
+        "retriever training queries": len(training.queries),
+        "training collection passages": len(training.passages),
+        "test queries per language": {lang: sum(q.language == lang for q in test) for lang in eval_languages},
+    }
+    write_json(ws.data_summary, summary)
+    return summary

@@ -1,0 +1,98 @@
+"""Step 03 (`03_generate`): generated queries for the whole collection, and their quality report.
+
+`n_queries` questions per passage and language by top-k sampling (resumable JSON Lines), or the
+authors' released queries imported; then language and script shares, duplicates, lengths and
+round-trip Recall@10 under the zero-shot retriever, with sample queries beside their passage.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+
+from xqg.generation.quality import report, round_trip, samples
+from xqg.generation.run import generate_collection, import_released_queries, load_generated
+from xqg.io import write_text_atomic
+from xqg.retrieval.search import retrieve
+from xqg.study.config import StepConfig, arg
+from xqg.study.encoding import EmbeddingCache
+from xqg.study.generators import generator_variants, load_trained_generator
+from xqg.study.workspace import Workspace
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config(StepConfig):
+    """Parameters of step 03."""
+
+    STEP = "03_generate"
+    seed: int = arg("seed of sampling")
+    encoder: str = arg("retriever for the round-trip check")
+    generator_kind: str = arg("e5-decoder | seq2seq (as in step 02)")
+    generator_languages: list[str] = arg("languages to generate in")
+    n_queries: int = arg("queries per passage per language")
+    top_k: int = arg("top-k sampling")
+    max_new_tokens: int = arg("maximum question length in tokens")
+    generation_batch_size: int = arg("passages per generation batch")
+    released_queries_file: str = arg(
+        "import the authors' generated queries (augmented corpus JSONL)", default=""
+    )
+    encode_dtype: str = arg("float32 or bfloat16 (CPU autocast) for the retriever's encoding")
+    unseen_languages: list[str] = arg("RQ1: the seen-only generator writes these too (never trained on them)")
+
+
+def run(workspace: Workspace, config: Config) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """Generate (or import) every variant's queries; {variant: (quality table, sample queries)}."""
+    cache = EmbeddingCache(workspace, config.encode_dtype)
+    reports = {}
+    for variant in generator_variants(config.generator_languages, config.unseen_languages):
+        generate(workspace, config, variant)
+        reports[variant] = quality(workspace, cache, config.encoder, variant)
+    return reports
+
+
+def generate(ws: Workspace, config: Config, variant: str = "full") -> None:
+    """Generate `n_queries` per passage and language for the whole collection (resumable), or
+    import the authors' released queries when `released_queries_file` is given."""
+    out = ws.generated_queries(variant)
+    if config.released_queries_file:
+        import_released_queries(
+            config.released_queries_file, config.generator_languages, config.n_queries, out
+        )
+        return
+    generate_collection(
+        load_trained_generator(ws, config.generator_kind, variant),
+        list(ws.passages().values()),
+        config.generator_languages,
+        config.n_queries,
+        out,
+        top_k=config.top_k,
+        max_new_tokens=config.max_new_tokens,
+        batch_size=config.generation_batch_size,
+        seed=config.seed,
+    )
+
+
+def quality(
+    ws: Workspace, cache: EmbeddingCache, encoder: str, variant: str = "full"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Quality table (with round-trip Recall@10 under the zero-shot encoder) and sample queries,
+    written to ``generation_quality[-variant].{csv,json}`` and ``generation_samples[-variant].csv``."""
+    records = load_generated(ws.generated_queries(variant))
+    table = report(records)
+    pids, pemb = cache.passages(encoder)
+    gen = cache.generated(encoder, variant=variant)
+    nonempty = [i for i, r in enumerate(records) if r["text"].strip()]
+    run = retrieve(pids, pemb, [str(i) for i in nonempty], gen.emb[nonempty], 10)
+    for i, _ in enumerate(records):
+        run.setdefault(str(i), [])
+    table["round-trip R@10"] = round_trip(records, run, 10)
+    examples = samples(records, cache.collection, per_language=3, seed=0)
+    ws.results.mkdir(parents=True, exist_ok=True)
+    table.to_csv(ws.result("generation_quality.csv", variant))
+    examples.to_csv(ws.result("generation_samples.csv", variant), index=False)
+    write_text_atomic(
+        ws.result("generation_quality.json", variant), json.dumps(table.round(2).to_dict(orient="index"))
+    )
+    return table, examples

@@ -1,0 +1,135 @@
+"""Step 06 (`06_qa`): end-to-end QA over the retrieved English passages, with and without xQG.
+
+The reader (trained here on the training benchmark, or any Hugging Face QA model by name or
+path) reads each test question's top-k passages and answers with the best span across them;
+MLQA's EM and F1 score it with the answer language of the contexts (English). The reader on the
+gold passage alone is the upper bound: the gap to it is what retrieval loses. Reads are cached
+(`xqg.study.reading.ReadCache`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from xqg.io import read_json, write_csv, write_json
+from xqg.qa.reader import Reader
+from xqg.study.config import StepConfig, arg
+from xqg.study.encoding import EmbeddingCache
+from xqg.study.named_models import OFFLINE_E5, TINY_ENCODERS, load_encoder
+from xqg.study.reading import ReadCache, answer_queries, load_reader, qa_scores
+from xqg.study.systems import GOLD, test_systems, tidy
+from xqg.study.workspace import Workspace
+from xqg.training.reader import ReaderTrainingArgs, qa_examples, train_reader
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config(StepConfig):
+    """Parameters of step 06."""
+
+    STEP = "06_qa"
+    seed: int = arg("seed of the reader's initialisation and batches")
+    encoder: str = arg("the retriever (as in step 05)")
+    eval_benchmark: str = arg("benchmark name written into the results")
+    n_queries: int = arg("generated queries per language used by xQG")
+    unseen_languages: list[str] = arg("RQ1: QA for the seen-only generator's systems too")
+    base_training: str = arg("how the encoder as loaded was trained")
+    encode_dtype: str = arg("the retriever's encoding dtype (as in step 05)")
+    reader_model: str = arg("encoder for a fresh span head, or a Hugging Face QA model name/path")
+    reader_steps: int = arg("reader training steps, 0 to use a QA model as it is")
+    reader_batch_size: int = arg("training examples per step")
+    reader_lr: float = arg("AdamW learning rate")
+    reader_layers: int = arg("keep only the encoder's lowest layers (0 for all)")
+    reader_max_length: int = arg("tokens per read (question + passage window)")
+    reader_dtype: str = arg("float32 or bfloat16 (CPU autocast) for training and reading")
+    qa_top_k: int = arg("passages the reader reads per question")
+    read_batch_size: int = arg("(question, passage) pairs per forward pass")
+
+
+def build_reader(ws: Workspace, config: Config) -> dict:
+    """Train the reader (once; a finished one is reused) and return its training record.
+
+    `reader_model` is an encoder known to the study (e5-small-offline, tiny-*) that gets a fresh
+    span head, or a Hugging Face QA model by name or path, fine-tuned for `reader_steps` (0: used
+    as is)."""
+    c = config
+    if ws.reader_checkpoint.exists() and ws.reader_record.exists():
+        return read_json(ws.reader_record)
+    if c.reader_model == OFFLINE_E5 or c.reader_model in TINY_ENCODERS:
+        enc = load_encoder(c.reader_model, ws)
+        reader = Reader.from_encoder(
+            enc.model, enc.tokenizer, keep_layers=c.reader_layers, max_length=c.reader_max_length
+        )
+    else:
+        reader = Reader.from_pretrained(c.reader_model, max_length=c.reader_max_length)
+    examples = qa_examples(ws.queries("train"), ws.passages(ws.train_collection))
+    history = []
+    if c.reader_steps > 0:
+        args = ReaderTrainingArgs(
+            c.reader_steps, c.reader_batch_size, c.reader_lr, dtype=c.reader_dtype, seed=c.seed
+        )
+        history = train_reader(reader, examples, args)
+    reader.save(ws.reader_checkpoint)
+    if ws.reads.exists():
+        ws.reads.unlink()  # reads of an earlier reader
+    info = {
+        "model": c.reader_model,
+        "steps": c.reader_steps,
+        "examples": len(examples),
+        "layers": reader.model.config.num_hidden_layers,
+        "history": history,
+    }
+    write_json(ws.reader_record, info)
+    return info
+
+
+def run(workspace: Workspace, config: Config) -> dict:
+    """Train (or reuse) the reader, then EM/F1 of every test system of step 05 and of the
+    gold-passage upper bound on the test queries; writes metrics_qa.csv, per_query_qa.csv.gz and
+    predictions_qa.csv.gz. Returns the reader's training record and counts."""
+    c, ws = config, workspace
+    training = build_reader(ws, c)
+    cache = EmbeddingCache(ws, c.encode_dtype)
+    test = [q for q in ws.queries("eval") if q.answers]
+    reader = load_reader(ws, c.reader_max_length)
+    reads = ReadCache(ws.reads)
+    systems = [
+        s
+        for t in ws.trainings(c.base_training)
+        for s in test_systems(ws, c.encoder, t, c.n_queries, c.unseen_languages)
+        if not s.xqg or s.n_queries == c.n_queries  # no n ablation for QA
+    ]
+    rows, per_query, preds = [], [], []
+    gold_run = {q.id: [(q.gold_passage, 1.0)] for q in test if q.gold_passage}
+    for system in [GOLD, *systems]:
+        run = gold_run if system == GOLD else cache.run(system, test, "test", k=c.qa_top_k)
+        top_k = 1 if system == GOLD else c.qa_top_k
+        answers = answer_queries(
+            reads, reader, test, run, cache.collection, top_k, c.read_batch_size, c.reader_dtype
+        )
+        agg, pq = tidy(system, qa_scores(test, answers), test, c.eval_benchmark, "test")
+        rows.append(agg)
+        per_query.append(pq)
+        preds.append(
+            pd.DataFrame(
+                [
+                    {
+                        "system": system.label,
+                        "query_id": q.id,
+                        "prediction": answers[q.id].text if answers[q.id] else "",
+                        "passage_id": answers[q.id].passage_id if answers[q.id] else "",
+                    }
+                    for q in test
+                ]
+            )
+        )
+    write_csv(pd.concat(rows, ignore_index=True), ws.result("metrics_qa.csv"))
+    write_csv(pd.concat(per_query, ignore_index=True), ws.result("per_query_qa.csv.gz"))
+    write_csv(pd.concat(preds, ignore_index=True), ws.result("predictions_qa.csv.gz"))
+    return {
+        "training": training,
+        "systems": len(systems) + 1,
+        "reads": len(reads.answers),
+        "queries": len(test),
+    }

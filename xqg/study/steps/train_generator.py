@@ -1,0 +1,94 @@
+"""Step 02 (`02_train_generator`): train the full generator and, for RQ1, the seen-only one.
+
+`e5-decoder` (the offline default) is a decoder warm-started from multilingual-e5-small with its
+checkpoint chosen by round-trip Recall@10 on held-out passages; `seq2seq` is any Hugging Face
+seq2seq model (mT5 in the paper) fine-tuned with the paper's prompt, or used as released with
+0 steps. See `xqg.study.generators` for the variants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from xqg.generation.e5_generator import build_generator, param_count
+from xqg.generation.seq2seq import Seq2SeqGenerator, Seq2SeqTrainingArgs, fine_tune
+from xqg.generation.train_e5 import GeneratorTrainingArgs, train_e5_generator
+from xqg.study.config import StepConfig, arg
+from xqg.study.generators import check_kind, generator_variants
+from xqg.study.named_models import encoder_path, generator_path
+from xqg.study.workspace import Workspace
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config(StepConfig):
+    """Parameters of step 02."""
+
+    STEP = "02_train_generator"
+    seed: int = arg("seed of initialisation and batches")
+    generator_kind: str = arg("e5-decoder | seq2seq")
+    generator_model: str = arg("e5 encoder (e5-decoder) or seq2seq name/path; tiny-mt5 for smoke")
+    generator_steps: int = arg("optimisation steps (seq2seq: 0 uses a released checkpoint as it is)")
+    generator_batch_size: int = arg("triples per step")
+    generator_lr: float = arg("AdamW learning rate")
+    generator_eval_every: int = arg("steps between checkpoint evaluations")
+    decoder_layers: int = arg("e5-decoder: decoder layers, copied from e5's top layers", default=2)
+    copy_gate: bool = arg("e5-decoder: learned bonus for the passage's own pieces", default=True)
+    unseen_languages: list[str] = arg("RQ1: languages a second (seen-only) generator never trains on")
+
+
+def run(workspace: Workspace, config: Config) -> dict[str, dict]:
+    """Train every variant: {variant: {"history": [...], "parameters": n, ...}}."""
+    check_kind(config.generator_kind)
+    languages = sorted({t.language for t in workspace.triples()})
+    out = {}
+    for variant, langs in generator_variants(languages, config.unseen_languages).items():
+        if variant != "full" and config.generator_kind == "seq2seq" and config.generator_steps == 0:
+            raise ValueError("a seen-only generator needs training: set generator_steps > 0")
+        out[variant] = train_generator(workspace, config, variant, langs)
+    return out
+
+
+def train_generator(
+    ws: Workspace, config: Config, variant: str = "full", train_languages: Sequence[str] | None = None
+) -> dict:
+    """Build or load one generator and train it on the triples of `train_languages` (all when None)."""
+    every = ws.triples()
+    train = [t for t in every if train_languages is None or t.language in train_languages]
+    out = ws.generator_dir(variant)
+    schedule = {  # what both kinds of training take from the configuration
+        "output_dir": str(out),
+        "steps": config.generator_steps,
+        "batch_size": config.generator_batch_size,
+        "learning_rate": config.generator_lr,
+        "eval_every": config.generator_eval_every,
+        "seed": config.seed,
+    }
+    if config.generator_kind == "e5-decoder":
+        heldout = list(ws.passages(ws.generator_heldout).values())
+        collection = list(ws.passages().values())
+        # vocabulary and start tokens from every language: the same model as the full variant
+        vocab_texts = (
+            [t.question for t in every]
+            + [f"{p.title} {p.text}" for p in collection]
+            + [f"{t.title} {t.passage}" for t in every]
+        )
+        gen = build_generator(
+            encoder_path(config.generator_model, ws),
+            sorted({t.language for t in every}),
+            vocab_texts,
+            n_layers=config.decoder_layers,
+            copy_gate=config.copy_gate,
+            seed=config.seed,
+        )
+        history = train_e5_generator(gen, train, heldout, collection, GeneratorTrainingArgs(**schedule))
+        return {"history": history, "parameters": param_count(gen), "vocabulary": gen.vocab_size}
+    gen = Seq2SeqGenerator.from_pretrained(generator_path(config.generator_model, ws))
+    history = []
+    if config.generator_steps > 0:
+        dev = train[::20]
+        rest = [t for i, t in enumerate(train) if i % 20]
+        history = fine_tune(gen, rest, dev, Seq2SeqTrainingArgs(**schedule))
+    else:  # a released checkpoint used as is (the paper profile's shortcut)
+        gen.save(out / "best")
+    return {"history": history, "parameters": sum(p.numel() for p in gen.model.parameters())}

@@ -1,0 +1,75 @@
+"""Step 04 (`04_train_retriever`): fine-tune the retriever (xDR) on the training benchmark.
+
+Tevatron-style contrastive training of the shared query/passage encoder with hard negatives
+mined by the zero-shot encoder (gold passage excluded); ``retriever_steps: 0`` keeps only the
+zero-shot encoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xqg.retrieval.dense import passage_text
+from xqg.retrieval.search import ranked_ids, retrieve
+from xqg.study.config import StepConfig, arg
+from xqg.study.named_models import load_encoder
+from xqg.study.workspace import Workspace
+from xqg.training.dense_retriever import TrainExample, TrainingArgs, mine_hard_negatives, train
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config(StepConfig):
+    """Parameters of step 04."""
+
+    STEP = "04_train_retriever"
+    seed: int = arg("seed of negatives and batches")
+    encoder: str = arg("encoder to start from")
+    retriever_steps: int = arg("optimisation steps, 0 for none")
+    retriever_batch_size: int = arg("queries per batch")
+    n_negatives: int = arg("hard negatives per query")
+    negative_depth: int = arg("negatives are sampled from this many top passages")
+    retriever_lr: float = arg("AdamW learning rate")
+    temperature: float = arg("softmax temperature (1 for dot-product models, ~0.01 for e5)")
+    query_max_len: int = arg("query tokens")
+    passage_max_len: int = arg("passage tokens")
+
+
+def run(workspace: Workspace, config: Config) -> dict:
+    """Mine hard negatives with the zero-shot encoder, then train; ``retriever_steps: 0`` skips."""
+    c = config
+    if c.retriever_steps == 0:
+        return {"trained": False}
+    passages = workspace.passages(workspace.train_collection)
+    queries = [q for q in workspace.queries("train") if q.gold_passage in passages]
+    enc = load_encoder(c.encoder, workspace)
+    pids = list(passages)
+    text = {p: passage_text(passages[p].title, passages[p].text) for p in pids}
+    pemb = enc.encode([text[p] for p in pids], "passage", max_length=c.passage_max_len)
+    qemb = enc.encode([q.text for q in queries], "query", max_length=c.query_max_len)
+    run_ = ranked_ids(retrieve(pids, pemb, [q.id for q in queries], qemb, k=c.negative_depth + 1))
+    negatives = mine_hard_negatives(
+        run_, {q.id: q.gold_passage for q in queries}, c.n_negatives, c.negative_depth, c.seed
+    )
+    examples = [
+        TrainExample(q.text, text[q.gold_passage], tuple(text[n] for n in negatives[q.id])) for q in queries
+    ]
+    args = TrainingArgs(
+        output_dir=str(workspace.retriever_dir),
+        batch_size=c.retriever_batch_size,
+        n_negatives=c.n_negatives,
+        learning_rate=c.retriever_lr,
+        epochs=1,
+        max_steps=c.retriever_steps,
+        query_max_len=c.query_max_len,
+        passage_max_len=c.passage_max_len,
+        temperature=c.temperature,
+        save_steps=max(1, c.retriever_steps // 4),
+        seed=c.seed,
+    )
+    out = train(enc, examples, args)
+    return {
+        "trained": True,
+        "examples": len(examples),
+        "final_loss": out["losses"][-1] if out["losses"] else None,
+        "steps": out["step"],
+    }

@@ -1,0 +1,146 @@
+"""The systems the study compares, their labels, and the tidy rows their scores become.
+
+A `System` is one retrieval configuration (encoder, training regime, xQG settings, perturbation);
+every results file has one column per field (`METRIC_COLUMNS`), so a row names its system and a
+label can be rebuilt from any row (`System.from_row`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+
+import pandas as pd
+
+from xqg.data.schema import Query
+from xqg.generation.run import load_generated
+from xqg.io import read_json
+from xqg.study.workspace import Workspace
+
+METRIC_COLUMNS = [
+    "benchmark",
+    "split",
+    "encoder",
+    "training",
+    "xqg",
+    "n_queries",
+    "alpha",
+    "mode",
+    "gen_languages",
+    "generator",
+    "perturbation",
+    "severity",
+    "language",
+    "metric",
+    "value",
+    "n",
+]
+
+
+@dataclass(frozen=True)
+class System:
+    """One retrieval configuration whose scores go into the results."""
+
+    encoder: str
+    training: str = "zero-shot"  # or "fine-tuned"
+    xqg: bool = False
+    n_queries: int = 0
+    alpha: float = 0.0
+    mode: str = "sum"
+    gen_languages: str = ""  # "+"-joined languages whose generated queries augment, "" = all
+    generator: str = "full"  # generator variant: full, or seen-only (RQ1's unseen languages)
+    perturbation: str = "none"
+    severity: float = 0.0
+
+    @classmethod
+    def from_row(cls, row: Mapping) -> System:
+        """The system a metrics or per-query row describes."""
+        kwargs = {f.name: row[f.name] for f in fields(cls) if f.name in row}
+        kwargs["gen_languages"] = "" if pd.isna(kwargs.get("gen_languages", "")) else kwargs["gen_languages"]
+        return cls(**kwargs)
+
+    @property
+    def label(self) -> str:
+        """Row label in tables."""
+        base = f"{self.encoder} ({self.training})"
+        if not self.xqg:
+            return base
+        extra = "" if self.generator == "full" else f", {self.generator} generator"
+        extra += f", {self.gen_languages.replace('+', ' ')}" if self.gen_languages else ""
+        return base + f" + xQG (n={int(self.n_queries)}, α={self.alpha:g}, {self.mode}{extra})"
+
+    def columns(self) -> dict:
+        """The system's fields as results columns."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+GOLD = System("gold passage", "oracle")  # the reader on the gold passage alone (upper bound)
+
+
+def xqg_choice(ws: Workspace, training: str) -> dict:
+    """Step 05's alpha and mode for one training regime ({"alpha", "mode"})."""
+    path = ws.xqg_choice
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no alpha/mode choice yet; run step 05_retrieve first")
+    choice = read_json(path)
+    if training not in choice:
+        raise KeyError(f"{path}: no choice for training regime {training!r} (has {sorted(choice)})")
+    return choice[training]
+
+
+def test_systems(
+    ws: Workspace, encoder: str, training: str, n_queries: int, unseen: Sequence[str] = ()
+) -> list[System]:
+    """The systems scored on the test queries for one encoder: no xQG, xQG with 1..n queries, and
+    (RQ1) the full and seen-only generators restricted to the seen languages, and the seen-only
+    generator asked for every language. Alpha and mode are step 05's choice."""
+    choice = xqg_choice(ws, training)
+    base = System(encoder, training)
+    xqg = replace(base, xqg=True, n_queries=n_queries, alpha=choice["alpha"], mode=choice["mode"])
+    systems = [base] + [replace(xqg, n_queries=n) for n in range(1, n_queries + 1)]
+    seen_only = ws.generated_queries("seen-only")
+    if unseen and seen_only.exists():
+        langs = sorted({r["language"] for r in load_generated(seen_only)})
+        seen = "+".join(lang for lang in langs if lang not in unseen)
+        systems += [
+            replace(xqg, gen_languages=seen),
+            replace(xqg, generator="seen-only", gen_languages=seen),
+            replace(xqg, generator="seen-only"),
+        ]
+    return systems
+
+
+def tidy(
+    system: System,
+    per_query: dict[str, dict[str, float]],
+    queries: Sequence[Query],
+    benchmark: str,
+    split: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(aggregate rows for the metrics files, per-query rows) of one scored system."""
+    lang = {q.id: q.language for q in queries}
+    base = {"benchmark": benchmark, "split": split, **system.columns()}
+    pq = pd.DataFrame(
+        [
+            {**base, "query_id": q, "language": lang[q], "metric": m, "value": v}
+            for m, scores in per_query.items()
+            for q, v in scores.items()
+        ]
+    )
+    rows = []
+    for m, g in pq.groupby("metric"):
+        by_lang = g.groupby("language")["value"].agg(["mean", "size"])
+        for language, r in by_lang.iterrows():
+            rows.append(
+                {**base, "language": language, "metric": m, "value": 100 * r["mean"], "n": int(r["size"])}
+            )
+        rows.append(
+            {
+                **base,
+                "language": "macro",
+                "metric": m,
+                "value": 100 * by_lang["mean"].mean(),
+                "n": int(by_lang["size"].sum()),
+            }
+        )
+    return pd.DataFrame(rows, columns=METRIC_COLUMNS), pq
