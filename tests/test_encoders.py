@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from xqg.metrics import passage as pm
 from xqg.models.encoder import Encoder, EncoderSpec, check_model_folder, pool
 from xqg.models.tiny import tiny_encoder
 from xqg.retrieval.embeddings import load_embeddings, merge_shards, save_embeddings, shard_bounds
@@ -15,6 +16,7 @@ from xqg.retrieval.search import (
     read_trec_run,
     recall_against_exact,
     retrieve,
+    write_trec_qrels,
     write_trec_run,
 )
 from xqg.training.dense_retriever import (
@@ -107,9 +109,41 @@ def test_search_equals_bruteforce_and_trec_roundtrip(tmp_path):
     write_trec_run(tmp_path / "run.trec", run, "test")
     back = read_trec_run(tmp_path / "run.trec")
     assert ranked_ids(back) == ranked_ids(run)
+    assert back == run  # full-precision scores read back to the same floats
     hnsw = ranked_ids(retrieve(pids, p, qids, q, k=5, kind="hnsw"))
     assert recall_against_exact(hnsw, ranked_ids(run), 5) > 0.8
     assert build_index(p, "ivf").ntotal == 200
+
+
+def test_tied_scores_rank_as_trec_eval_ranks_them(tmp_path):
+    """Three passages at the same score: trec_eval (its own code, through ir_measures'
+    pytrec_eval provider) orders ties by document id descending; the project's ranking and
+    metrics must agree with it. (ir_measures' default provider for RR@10 orders ties the other
+    way, so the provider is named.)"""
+    import ir_measures
+    from ir_measures import RR, R
+
+    p = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], np.float32)
+    pids = ["a", "c", "b", "z"]
+    q = np.array([[1.0, 0.0], [0.6, 0.8]], np.float32)
+    run = retrieve(pids, p, ["q1", "q2"], q, k=4)
+    assert ranked_ids(run)["q1"][:3] == ["c", "b", "a"]  # ties: document id descending
+    qrels = {"q1": {"a": 1}, "q2": {"b": 1}}
+    write_trec_run(tmp_path / "run.trec", run, "tied")
+    write_trec_qrels(tmp_path / "qrels.txt", qrels)
+    theirs = {
+        (m.query_id, str(m.measure)): m.value
+        for m in ir_measures.pytrec_eval.iter_calc(
+            [RR @ 10, R @ 1, R @ 2],
+            ir_measures.read_trec_qrels(str(tmp_path / "qrels.txt")),
+            ir_measures.read_trec_run(str(tmp_path / "run.trec")),
+        )
+    }
+    ours = pm.per_query(ranked_ids(run), qrels, ["MRR@10", "Recall@1", "Recall@2"])
+    names = {"MRR@10": "RR@10", "Recall@1": "R@1", "Recall@2": "R@2"}
+    flat = {(q, names[m]): v for m, scores in ours.items() for q, v in scores.items()}
+    assert flat == pytest.approx(theirs)
+    assert ours["MRR@10"] == {"q1": 1 / 3, "q2": 1 / 3}  # q2: z (0.8), then c, b (0.6 each)
 
 
 def test_hard_negatives_exclude_gold():

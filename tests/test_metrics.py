@@ -125,6 +125,21 @@ def test_gold_answers_as_predictions_score_100(raw_data):
     assert qa.evaluate(dataset, preds, "zh") == {"exact_match": 100.0, "f1": 100.0}
 
 
+def test_bootstrap_macro_mean_matches_the_normal_approximation():
+    rng = np.random.default_rng(1)
+    groups = [rng.binomial(1, p, n).astype(float) for p, n in ((0.3, 400), (0.6, 500), (0.8, 300))]
+    mean, lo, hi = significance.bootstrap_macro_mean(groups, draws=2000, scale=100)
+    assert mean == pytest.approx(100 * np.mean([g.mean() for g in groups]))
+    # stratified resampling: the macro mean's standard error is sqrt(sum var_g / n_g) / G
+    se = 100 * np.sqrt(sum(g.var() / len(g) for g in groups)) / len(groups)
+    assert lo < mean < hi and (hi - lo) / 2 == pytest.approx(1.96 * se, rel=0.1)
+    # a constant group (or one of a single value) only shifts the interval
+    same = significance.bootstrap_macro_mean([*groups, np.array([1.0])], draws=2000, scale=100)
+    assert same[0] == pytest.approx((3 * mean + 100) / 4)
+    assert same[2] - same[1] == pytest.approx(3 / 4 * (hi - lo), rel=0.1)
+    assert significance.bootstrap_macro_mean([np.ones(5), np.zeros(3)]) == (0.5, 0.5, 0.5)
+
+
 def test_holm_and_bh_hand_computed():
     p = [0.01, 0.04, 0.03]
     np.testing.assert_allclose(significance.holm(p), [0.03, 0.06, 0.06])
@@ -296,3 +311,51 @@ def test_r_at_kt_counts_a_dash_joined_answer_as_nltk_381_did():
     contexts = {"q": ["The war of 960–961 ended."]}
     per_query, _ = r_at_kt(contexts, {"q": ["960–961"]}, {"q": "ar"}, 4)
     assert per_query == {"q": 1}
+
+
+def test_latex_escape_handles_the_tables_symbols():
+    from xqg.study.report import latex_escape
+
+    assert latex_escape("MRR@10 (%) per language; † differs") == r"MRR@10 (\%) per language; \dag{} differs"
+    assert latex_escape("xQG (n=5, α=0.01, sum)") == r"xQG (n=5, $\alpha$=0.01, sum)"
+    assert latex_escape("Δ mean_seen & 5$ #1 {x} ~^\\") == (
+        r"$\Delta$ mean\_seen \& 5\$ \#1 \{x\} \textasciitilde{}\textasciicircum{}\textbackslash{}"
+    )
+    assert latex_escape("0.1–0.3") == "0.1--0.3"
+
+
+def _latex_table(tmp_path):
+    import pandas as pd
+
+    from xqg.study.report import save_table
+
+    df = pd.DataFrame(
+        {"ar": [40.1, 42.5], "Δ seen [95% CI]": ["+0.3 [-0.2, +0.8]", "–"], "p (Holm)": [0.012, None]},
+        index=["e5 (zero-shot)", "e5 (zero-shot) + xQG (n=5, α=0.001, sum) †"],
+    )
+    save_table(df, tmp_path / "t", caption="MRR@10 (%) per language; † differs (Holm)", precision=2)
+    return (tmp_path / "t.tex").read_text()
+
+
+def test_latex_tables_have_no_unescaped_specials(tmp_path):
+    import re
+
+    tex = _latex_table(tmp_path)
+    assert not re.search(r"(?<!\\)%", tex) and "α" not in tex and "†" not in tex and "Δ" not in tex
+    assert r"\bfseries 42.50" in tex and r"$\alpha$=0.001" in tex and "--" in tex
+
+
+@pytest.mark.skipif(not __import__("shutil").which("pdflatex"), reason="no pdflatex on this machine")
+def test_latex_tables_compile_with_pdflatex(tmp_path):
+    _latex_table(tmp_path)
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n\\input{t.tex}\n\\end{document}\n"
+    )
+    proc = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert (tmp_path / "doc.pdf").stat().st_size > 1000

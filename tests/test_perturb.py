@@ -108,3 +108,9 @@ def test_keyboard_swap_and_code_switch_rates_on_every_script(name, severity):
     units = words(text)
     switched = perturb(text, "code_switch", severity, 2, dictionary={u: "EN" for u in units})
     assert switched.split().count("EN") == n_changes(len(units), severity)
+
+
+def test_word_drop_keeps_a_word_of_a_language_written_without_spaces():
+    thai = "ประเทศไทยมีเมืองหลวงชื่ออะไร"  # one space-free unit: dropping it would leave nothing
+    assert perturb(thai, "word_drop", 1.0, 0) == thai
+    assert perturb("Wer ist da", "word_drop", 1.0, 0) in {"Wer", "ist", "da"}

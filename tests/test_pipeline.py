@@ -165,3 +165,31 @@ def test_smoke_pipeline_runs_every_perturbation_family(smoke_run):
     for name in ("rq1_per_language_gains", "rq2_robustness"):
         for suffix in (".pdf", ".png"):
             assert (smoke_run / "figures" / "smoke" / f"{name}{suffix}").stat().st_size > 1000
+
+
+def test_smoke_runs_score_the_same_under_trec_eval(smoke_run):
+    """Each test system's TREC run, scored by trec_eval's own code (ir_measures' pytrec_eval
+    provider) against the written qrels, gives the project's per-query numbers."""
+    import ir_measures
+    from ir_measures import RR, R
+
+    from xqg.study.systems import System
+
+    results = smoke_run / "results" / "smoke"
+    runs = results / "runs" / "test"
+    pq = pd.read_csv(results / "per_query_retrieval.csv.gz", keep_default_na=False)
+    pq = pq[pq.split == "test"]
+    tags = pq.drop_duplicates(["training", "n_queries", "generator", "gen_languages"])
+    tags = {System.from_row(r).tag for _, r in tags.iterrows()}
+    assert {f.stem for f in runs.glob("*.trec")} == tags and len(tags) == 12
+    qrels = list(ir_measures.read_trec_qrels(str(runs / "qrels.txt")))
+    names = {"RR@10": "MRR@10", "R@1": "Recall@1", "R@5": "Recall@5", "R@20": "Recall@20"}
+    for path in sorted(runs.glob("*.trec")):
+        run = list(ir_measures.read_trec_run(str(path)))
+        theirs = {
+            (m.query_id, names[str(m.measure)]): m.value
+            for m in ir_measures.pytrec_eval.iter_calc([RR @ 10, R @ 1, R @ 5, R @ 20], qrels, run)
+        }
+        rows = pq[[System.from_row(r).tag == path.stem for _, r in pq.iterrows()]]
+        ours = {(r.query_id, r.metric): r.value for r in rows.itertuples() if r.metric in names.values()}
+        assert ours == pytest.approx(theirs), path.name

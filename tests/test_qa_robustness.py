@@ -176,3 +176,18 @@ def test_robustness_table_drops_by_hand():
     assert row["no xQG: drop"] == 100.0 and row["xQG: drop"] == 50.0
     assert row["drop difference (xQG - no xQG)"] == -50.0 and row["n"] == 2
     assert np.isclose(row["xQG: perturbed"], 50.0)
+
+
+def test_code_switch_dictionaries_fail_loudly_when_one_is_missing(tmp_path):
+    from xqg.study.steps.robustness import dictionaries
+
+    write_dictd(tmp_path / "freedict-deu-eng", {"Turm": "tower"})
+    found, coverage = dictionaries(["de", "en", "zh"], str(tmp_path))
+    assert found == {"de": {"Turm": "tower"}}
+    assert coverage.set_index("language")["dictionary"].to_dict() == {
+        "de": str(tmp_path / "freedict-deu-eng"),
+        "zh": "none published",  # FreeDict has no Chinese-English dictionary: reported, not an error
+    }
+    install = r"apt-get install dict-freedict-ara-eng dict-freedict-spa-eng"
+    with pytest.raises(FileNotFoundError, match=install):
+        dictionaries(["ar", "de", "es"], str(tmp_path))

@@ -231,3 +231,28 @@ def test_fingerprint_follows_the_code_a_step_runs(tmp_path):
     after = {s: fingerprint([module_name(s)], root) for s in STEPS}
     changed = {s for s in STEPS if before[s] != after[s]}
     assert changed == {"06_qa", "07_robustness"}
+
+
+def test_one_benchmark_for_training_and_evaluation_is_split_by_article(tmp_path, raw_data):
+    """XQuAD both trains and evaluates: its articles are divided, not all dropped as shared."""
+    from xqg.study.steps import data
+
+    ws = Workspace("smoke", tmp_path / "w", tmp_path / "r", tmp_path / "f")
+    config = data.Config.load("smoke", {"train_benchmark": "xquad", "eval_benchmark": "xquad"})
+    summary = data.run(ws, config)
+    trained = {p.title for p in ws.passages(ws.train_collection).values()} | {t.title for t in ws.triples()}
+    evaluated = {q.article for q in ws.queries("eval") + ws.queries("tuning")}
+    assert summary["generator training triples"] > 0 and summary["retriever training queries"] > 0
+    assert evaluated and not trained & evaluated
+    assert {q.language for q in ws.queries("eval")} <= {"en", "de", "zh"}
+
+
+def test_make_data_knows_every_xquad_language():
+    from xqg.data.fetch import CATALOGUE
+    from xqg.languages import XQUAD_LANGUAGES
+
+    files = {Path(f.rel).name: f for f in CATALOGUE["xquad"]}
+    assert len(XQUAD_LANGUAGES) == 12 and set(files) == {f"xquad.{lang}.json" for lang in XQUAD_LANGUAGES}
+    assert {n for n, f in files.items() if f.optional} == {
+        f"xquad.{x}.json" for x in ("el", "ro", "ru", "th", "tr")
+    }

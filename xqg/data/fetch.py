@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from xqg.data.schema import DataError
 from xqg.data.squad import iter_squad
 from xqg.io import iter_jsonl, write_json
+from xqg.languages import XQUAD_LANGUAGES
 from xqg.paths import data_dir
 
 MLQA_ZIP = "https://dl.fbaipublicfiles.com/MLQA/MLQA_V1.zip"
@@ -46,6 +47,7 @@ class DataFile:
     count: int | None  # expected number of questions/lines, None if not pinned
     archive: str | None = None  # zip URL holding the file
     member: str | None = None  # path inside the zip
+    optional: bool = False  # a mirror may lack it (the official host always has it)
 
 
 def _catalogue() -> dict[str, list[DataFile]]:
@@ -59,10 +61,13 @@ def _catalogue() -> dict[str, list[DataFile]]:
             mlqa.append(DataFile(f"mlqa/{name}", None, MLQA_DEV_COUNTS[lang], MLQA_ZIP, name))
     for lang in MLQA_DEV_COUNTS:  # the test split: in the official archive, optional in a mirror
         name = f"MLQA_V1/test/test-context-en-question-{lang}.json"
-        mlqa.append(DataFile(f"mlqa/{name}", None, None, MLQA_ZIP, name))
+        mlqa.append(DataFile(f"mlqa/{name}", None, None, MLQA_ZIP, name, optional=True))
+    # every XQuAD language; the mirror holds MLQA's seven, the others come from the official host
     xquad = [
-        DataFile(f"xquad/xquad.{lang}.json", XQUAD_URL.format(lang), 1190)
-        for lang in ("en", "ar", "de", "es", "hi", "vi", "zh")
+        DataFile(
+            f"xquad/xquad.{lang}.json", XQUAD_URL.format(lang), 1190, optional=lang not in MLQA_DEV_COUNTS
+        )
+        for lang in XQUAD_LANGUAGES
     ]
     xor = [
         DataFile(
@@ -164,8 +169,9 @@ def fetch(datasets: list[str], dest_root: Path, mirror: Path | None) -> dict[str
             target = dest_root / spec.rel
             if target.exists() and manifest.get(spec.rel) == sha256(target):
                 continue  # verified before and unchanged
-            if mirror is not None and not (mirror / spec.rel).exists() and spec.count is None:
-                continue  # optional file (MLQA test) the mirror does not hold
+            if mirror is not None and not (mirror / spec.rel).exists() and spec.optional:
+                print(f"skip {spec.rel} (not in the mirror {mirror})")
+                continue
             part = _obtain(spec, dest_root, mirror)
             try:
                 verify(part, spec)

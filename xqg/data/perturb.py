@@ -166,7 +166,10 @@ def perturb_words(
         free = [i for i in free if _lookup(units[i], dictionary)]
     if family == "word_swap":
         free = [i for i in free if i + 1 < len(units) and i + 1 not in blocked]
-    chosen = sorted(rng.sample(free, n_changes(len(free), severity)))
+    count = n_changes(len(free), severity)
+    if family == "word_drop":  # a query keeps at least one unit (Thai, written without spaces, has one)
+        count = min(count, len(units) - 1)
+    chosen = sorted(rng.sample(free, max(0, count)))
     if family == "word_swap":
         swap_neighbours(units, chosen)
     else:

@@ -38,6 +38,10 @@ def load_xquad(
         if lang not in XQUAD_LANGUAGES:
             raise ValueError(f"XQuAD has no language {lang!r}; it has {', '.join(XQUAD_LANGUAGES)}")
         path = xquad_file(root, lang)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path}: XQuAD {lang} is not there; run `make data` (a mirror may lack it)"
+            )
         for rec in iter_squad(path):
             if rec.qid not in english:
                 raise DataError(f"{path}: question id {rec.qid!r} has no English counterpart")

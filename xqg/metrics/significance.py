@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 
 def paired_vectors(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -41,24 +42,34 @@ def bootstrap_macro_mean(
     groups: Sequence[np.ndarray], draws: int = 1000, seed: int = 0, scale: float = 1.0
 ) -> tuple[float, float, float]:
     """(mean, 2.5%, 97.5%) of the unweighted mean over groups (languages) of each group's mean,
-    resampling values within each group (a percentile bootstrap, `draws` draws); times `scale`."""
-    rng = np.random.default_rng(seed)
-    mean = scale * np.mean([g.mean() for g in groups])
-    boots = [scale * np.mean([rng.choice(g, len(g)).mean() for g in groups]) for _ in range(draws)]
-    return float(mean), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+    times `scale`: a percentile bootstrap (`scipy.stats.bootstrap`, `draws` resamples) that
+    resamples values within each group, independently across groups (stratified)."""
+    groups = [np.asarray(g, float) for g in groups]
+    mean = scale * float(np.mean([g.mean() for g in groups]))
+    varying = [g for g in groups if len(g) > 1 and np.ptp(g) > 0]
+    if not varying:  # nothing to resample: a point interval
+        return mean, mean, mean
+    fixed = sum(g.mean() for g in groups if not (len(g) > 1 and np.ptp(g) > 0))
+
+    def macro(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
+        return scale * (fixed + np.sum([x.mean(axis=axis) for x in samples], axis=0)) / len(groups)
+
+    result = stats.bootstrap(
+        varying,
+        macro,
+        n_resamples=draws,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+        vectorized=True,
+        paired=False,
+    )
+    return mean, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (family-wise error)."""
+    """Holm-Bonferroni adjusted p-values (family-wise error), by `statsmodels`."""
     p = np.asarray(pvalues, float)
-    order = np.argsort(p)
-    m = len(p)
-    adj = np.empty(m)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, (m - rank) * p[i])
-        adj[i] = min(1.0, running)
-    return adj
+    return multipletests(p, method="holm")[1] if len(p) else p
 
 
 def benjamini_hochberg(pvalues: Sequence[float]) -> np.ndarray:

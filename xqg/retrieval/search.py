@@ -68,9 +68,16 @@ def retrieve(
         raise ValueError(f"dimension mismatch: passages {passage_emb.shape[1]}, queries {query_emb.shape[1]}")
     scores, rows = search(build_index(passage_emb, kind), query_emb, k)
     return {
-        q: [(passage_ids[r], float(s)) for r, s in zip(rrow, srow) if r >= 0]
+        q: trec_order([(passage_ids[r], float(s)) for r, s in zip(rrow, srow) if r >= 0])
         for q, rrow, srow in zip(query_ids, rows, scores)
     }
+
+
+def trec_order(hits: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Hits ranked as trec_eval ranks them: score descending, ties by document id descending
+    (its ``comp_sim_docno``), so the project's metrics and trec_eval/ir_measures/ranx agree."""
+    by_docno = sorted(hits, key=lambda h: h[0], reverse=True)
+    return sorted(by_docno, key=lambda h: -h[1])  # stable: ties keep the descending docno order
 
 
 def ranked_ids(run: dict[str, list[tuple[str, float]]]) -> dict[str, list[str]]:
@@ -86,11 +93,24 @@ def recall_against_exact(approx: dict[str, list[str]], exact: dict[str, list[str
 
 
 def write_trec_run(path: str | Path, run: dict[str, list[tuple[str, float]]], tag: str) -> None:
-    """TREC run format: ``qid Q0 docid rank score tag``, atomically."""
+    """TREC run format: ``qid Q0 docid rank score tag``, atomically, queries in sorted order.
+
+    Scores are written in full precision (``repr`` of the float: it reads back to the same
+    number), so no tie appears that the search did not have; ranks follow `trec_order`."""
+    if not tag or any(c.isspace() for c in tag):
+        raise ValueError(f"run tag must be one word, got {tag!r}")
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        for q, hits in run.items():
-            for rank, (p, s) in enumerate(hits, 1):
-                f.write(f"{q} Q0 {p} {rank} {s:.6f} {tag}\n")
+        for q in sorted(run):
+            for rank, (p, s) in enumerate(trec_order(run[q]), 1):
+                f.write(f"{q} Q0 {p} {rank} {float(s)!r} {tag}\n")
+
+
+def write_trec_qrels(path: str | Path, qrels: dict[str, dict[str, int]]) -> None:
+    """TREC qrels format: ``qid 0 docid relevance``, atomically, in sorted order."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for q in sorted(qrels):
+            for p in sorted(qrels[q]):
+                f.write(f"{q} 0 {p} {qrels[q][p]}\n")
 
 
 def read_trec_run(path: str | Path) -> dict[str, list[tuple[str, float]]]:

@@ -39,7 +39,7 @@ def generator_variants(languages: Sequence[str], unseen_languages: Sequence[str]
 
 def load_trained_generator(ws: Workspace, kind: str, variant: str = "full"):
     """The generator step 02 selected (``best``)."""
-    best = ws.generator_dir(variant) / "best"
+    best = ws.generator_checkpoint(variant)
     if not best.exists():
         raise FileNotFoundError(f"{best}: no trained generator yet; run step 02_train_generator first")
     if check_kind(kind) == "e5-decoder":

@@ -35,21 +35,71 @@ def save_figure(fig, out: Path) -> list[Path]:
     return [pdf, png]
 
 
-def save_table(df: pd.DataFrame, out: Path, bold_max: bool = True, caption: str = "") -> list[Path]:
-    """CSV, LaTeX (booktabs, best value per column in bold) and Markdown versions of a table."""
+LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+# symbols the tables use that pdflatex's UTF-8 input does not know (or knows only with packages)
+LATEX_UNICODE = {
+    "α": r"$\alpha$",
+    "Δ": r"$\Delta$",
+    "†": r"\dag{}",
+    "±": r"$\pm$",
+    "×": r"$\times$",
+    "≤": r"$\leq$",
+    "≥": r"$\geq$",
+    "–": "--",
+    "—": "---",
+}
+
+
+def latex_escape(text: object) -> str:
+    """`text` as LaTeX source: special characters escaped, the tables' Greek and symbols as
+    math or macros, so a table compiles with pdflatex as well as with XeLaTeX/LuaLaTeX."""
+    return "".join(LATEX_SPECIAL.get(ch, LATEX_UNICODE.get(ch, ch)) for ch in str(text))
+
+
+def to_latex(df: pd.DataFrame, bold_max: bool, caption: str, precision: int = 1) -> str:
+    """A booktabs table (best value per numeric column in bold), every label and text escaped."""
+    numeric = list(df.select_dtypes("number").columns)
+    shown = df.copy()
+    for c in shown.columns:
+        if c not in numeric:
+            shown[c] = [v if pd.isna(v) else latex_escape(v) for v in shown[c]]
+    shown.index = [latex_escape(i) for i in shown.index]
+    shown.columns = [latex_escape(c) for c in shown.columns]
+    styler = shown.style.format(precision=precision, na_rep="--")
+    if bold_max and numeric:
+        cols = [latex_escape(c) for c in numeric]
+        styler = styler.highlight_max(subset=cols, props="font-weight: bold;")
+    return styler.to_latex(hrules=True, convert_css=True, caption=latex_escape(caption) if caption else None)
+
+
+def save_table(
+    df: pd.DataFrame, out: Path, bold_max: bool = True, caption: str = "", precision: int = 1
+) -> list[Path]:
+    """CSV, LaTeX (booktabs, best value per column in bold) and Markdown versions of a table,
+    numbers shown with `precision` decimals."""
     out.parent.mkdir(parents=True, exist_ok=True)
     csv, tex, md = out.with_suffix(".csv"), out.with_suffix(".tex"), out.with_suffix(".md")
     write_csv(df, csv, index=True)
     numeric = df.select_dtypes("number")
-    styler = df.style.format(precision=1, na_rep="–")
-    if bold_max and not numeric.empty:
-        styler = styler.highlight_max(subset=list(numeric.columns), props="font-weight: bold;")
-    write_text_atomic(tex, styler.to_latex(hrules=True, convert_css=True, caption=caption or None))
+    write_text_atomic(tex, to_latex(df, bold_max, caption, precision))
     shown = df.copy()
     for c in numeric.columns:
         best = numeric[c].max()
         shown[c] = [
-            f"**{v:.1f}**" if bold_max and np.isclose(v, best) else ("–" if pd.isna(v) else f"{v:.1f}")
+            f"**{v:.{precision}f}**"
+            if bold_max and np.isclose(v, best)
+            else ("–" if pd.isna(v) else f"{v:.{precision}f}")
             for v in numeric[c]
         ]
     write_text_atomic(md, shown.to_markdown() + "\n")

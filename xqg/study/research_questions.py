@@ -252,7 +252,7 @@ def robustness_figure(metrics: pd.DataFrame, metrics_shown: Sequence[str], out: 
 
 def write_table(table: pd.DataFrame, out: Path, caption: str) -> list[Path]:
     """CSV, LaTeX and Markdown of an RQ table (no bold: its columns mix values and changes)."""
-    return save_table(table.round(2) if len(table) else table, out, bold_max=False, caption=caption)
+    return save_table(table, out, bold_max=False, caption=caption, precision=2)
 
 
 def rq1_findings(tables: dict[str, pd.DataFrame], significance: pd.DataFrame, unseen: Sequence[str]) -> str:

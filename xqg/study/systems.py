@@ -15,7 +15,7 @@ import pandas as pd
 from xqg.data.schema import Query
 from xqg.generation.run import load_generated
 from xqg.io import read_json
-from xqg.study.workspace import Workspace
+from xqg.study.workspace import Workspace, file_tag
 
 METRIC_COLUMNS = [
     "benchmark",
@@ -68,6 +68,18 @@ class System:
         extra = "" if self.generator == "full" else f", {self.generator} generator"
         extra += f", {self.gen_languages.replace('+', ' ')}" if self.gen_languages else ""
         return base + f" + xQG (n={int(self.n_queries)}, α={self.alpha:g}, {self.mode}{extra})"
+
+    @property
+    def tag(self) -> str:
+        """A one-word name (TREC run tag and file name), unique among the study's systems."""
+        parts = [self.encoder, self.training]
+        if self.xqg:
+            parts.append(f"xqg-n{int(self.n_queries)}-a{self.alpha:g}-{self.mode}")
+            parts += [self.generator] if self.generator != "full" else []
+            parts += [self.gen_languages] if self.gen_languages else []
+        if self.perturbation != "none":
+            parts.append(f"{self.perturbation}-{self.severity:g}")
+        return file_tag(".".join(parts))
 
     def columns(self) -> dict:
         """The system's fields as results columns."""

@@ -92,6 +92,10 @@ class Workspace:
         """Step 02's generator of one variant (checkpoints and ``best``)."""
         return self.work / "models" / f"generator{_suffix(variant)}"
 
+    def generator_checkpoint(self, variant: str = "full") -> Path:
+        """The checkpoint step 02 selected (``best``) for one variant."""
+        return self.generator_dir(variant) / "best"
+
     @property
     def retriever_dir(self) -> Path:
         """Step 04's training folder."""
@@ -142,6 +146,14 @@ class Workspace:
         variant other than ``full`` is marked before the suffix (``generation_quality-seen-only.csv``)."""
         stem, dot, ext = name.partition(".")
         return self.results / f"{stem}{_suffix(variant)}{dot}{ext}"
+
+    def run_file(self, split: str, tag: str) -> Path:
+        """A system's TREC run on one query split (``runs/<split>/<tag>.trec``)."""
+        return self.results / "runs" / split / f"{file_tag(tag)}.trec"
+
+    def qrels_file(self, split: str) -> Path:
+        """TREC qrels (gold passages) of one query split."""
+        return self.results / "runs" / split / "qrels.txt"
 
     @property
     def tables(self) -> Path:

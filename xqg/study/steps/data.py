@@ -42,6 +42,10 @@ class Config(StepConfig):
     generator_eval_fraction: float = arg("share of eval-benchmark articles given to generator training")
     alpha_tuning_fraction: float = arg("share of evaluation articles whose queries tune alpha")
     heldout_passages: int = arg("passages (never trained on) for the generator's checkpoint selection")
+    train_fraction: float = arg(
+        "when train_benchmark == eval_benchmark: share of its articles that train (the rest evaluate)",
+        default=0.5,
+    )
     collection_file: str = arg(
         "xor-tydi: DPR psgs_w100.tsv(.gz) or the authors' augmented corpus", default=""
     )
@@ -102,6 +106,19 @@ def run(workspace: Workspace, config: Config) -> dict:
     generator_languages = check_languages(c.generator_languages)
     if c.eval_benchmark == "xor-tydi":
         evaluation, training = _xor_benchmarks(eval_languages, c.collection_file, c.train_file)
+    elif c.train_benchmark == c.eval_benchmark:  # one benchmark: its articles are split, not dropped
+        languages = sorted(set(eval_languages) | set(generator_languages) | {"en"})
+        training, evaluation = split_by_article(
+            _load(c.eval_benchmark, languages), 1 - c.train_fraction, seed
+        )
+        evaluation = Benchmark(
+            evaluation.name,
+            evaluation.split,
+            evaluation.passages,
+            [q for q in evaluation.queries if q.language in set(eval_languages)],
+        )
+        evaluation = _limit_passages(evaluation, max_passages, seed)
+        training = _limit_passages(training, max_passages, seed)
     else:
         evaluation = _limit_passages(_load(c.eval_benchmark, eval_languages), max_passages, seed)
         training = drop_shared_articles(_load(c.train_benchmark, generator_languages + ["en"]), evaluation)

@@ -1,10 +1,12 @@
 """Step 05 (`05_retrieve`): encode, augment, search and score; the alpha sweep and the n ablation.
 
 Alpha and mode are chosen per training regime on the tuning queries (``ws.xqg_choice``); the test
-queries then score every system of `xqg.study.systems.test_systems`. Every number lands in
-``metrics_retrieval.csv`` (tidy, one row per system x language x metric, values in percent) and
-the per-query scores behind it in ``per_query_retrieval.csv.gz``, which the significance tests
-read.
+queries then score every system of `xqg.study.systems.test_systems`, whose rankings are also
+written as TREC runs (``runs/test/<system tag>.trec``, full-precision scores, trec_eval's tie
+order) with the gold passages as ``runs/test/qrels.txt``, for trec_eval, ir_measures or ranx.
+Every number lands in ``metrics_retrieval.csv`` (tidy, one row per system x language x metric,
+values in percent) and the per-query scores behind it in ``per_query_retrieval.csv.gz``, which
+the significance tests read.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pandas as pd
 
 from xqg.data.schema import Query
 from xqg.io import write_csv, write_json
+from xqg.retrieval.search import write_trec_qrels, write_trec_run
 from xqg.study.config import StepConfig, arg
 from xqg.study.encoding import EmbeddingCache
 from xqg.study.systems import System, test_systems, tidy
@@ -89,10 +92,15 @@ def run(workspace: Workspace, config: Config) -> dict:
         all_rows += rows
         write_json(workspace.xqg_choice, chosen)
         for s in test_systems(workspace, c.encoder, training, c.n_queries, c.unseen_languages):
-            scores = cache.score(s, test, "test", c.measures, c.token_budgets)
+            run = cache.run(s, test, "test")
+            write_trec_run(workspace.run_file("test", s.tag), run, s.tag)
+            scores = cache.score_run(test, run, c.measures, c.token_budgets)
             rows, pq = tidy(s, scores, test, c.eval_benchmark, "test")
             all_rows.append(rows)
             all_pq.append(pq)
+    qrels = {q.id: {q.gold_passage: 1} for q in test if q.gold_passage}
+    if qrels:  # XOR-Retrieve has answers, not gold passages: its runs are scored by R@kt only
+        write_trec_qrels(workspace.qrels_file("test"), qrels)
     metrics = pd.concat(all_rows, ignore_index=True)
     write_csv(metrics, workspace.result("metrics_retrieval.csv"))
     write_csv(pd.concat(all_pq, ignore_index=True), workspace.result("per_query_retrieval.csv.gz"))

@@ -3,9 +3,10 @@
 A seeded subsample of the test queries (`per_language` per language) is perturbed by each family
 at each severity (`xqg.data.perturb`; gold answers protected) and run through the encoder without and
 with xQG (step 05's alpha and mode, n queries) and the reader of step 06. Severity 0 is the clean
-subsample. ``code_switch`` runs on the languages with a FreeDict dictionary in `dictionary_dir`
-(Debian's ``dict-freedict-*``); the coverage table says which, and the languages without one are
-left out of that family's rows rather than counted unperturbed.
+subsample. ``code_switch`` runs on the languages FreeDict has a dictionary for (Debian's
+``dict-freedict-*-eng``, which must be in `dictionary_dir`: a missing one stops the step before any
+work); the coverage table says which, and the languages with none published are left out of that
+family's rows rather than counted unperturbed.
 """
 
 from __future__ import annotations
@@ -49,32 +50,42 @@ class Config(StepConfig):
     dictionary_dir: str = arg("FreeDict dictd files for code_switch")
 
 
+# FreeDict xxx-eng dictionaries Debian publishes (``dict-freedict-<code>-eng``), by ISO 639-1 code;
+# a language missing here has none to install, so code_switch cannot cover it anywhere.
 FREEDICT = {
-    "ar": "ara",
-    "de": "deu",
-    "es": "spa",
-    "hi": "hin",
-    "vi": "vie",
-    "zh": "zho",
-    "fr": "fra",
-    "ru": "rus",
-    "ja": "jpn",
-    "fi": "fin",
-}
+    "af": "afr", "ar": "ara", "cs": "ces", "cy": "cym", "da": "dan", "de": "deu", "el": "ell",
+    "eo": "epo", "es": "spa", "fi": "fin", "fr": "fra", "ga": "gle", "hr": "hrv", "hu": "hun",
+    "is": "isl", "it": "ita", "ja": "jpn", "la": "lat", "lt": "lit", "nl": "nld", "pl": "pol",
+    "pt": "por", "sk": "slk", "sl": "slv", "sr": "srp", "sv": "swe", "sw": "swh", "tr": "tur",
+}  # fmt: skip
 
 
 def dictionaries(languages: Sequence[str], dictionary_dir: str) -> tuple[dict[str, dict], pd.DataFrame]:
-    """{language: word -> English} for the languages FreeDict covers here, and a coverage table."""
-    found, rows = {}, []
+    """{language: word -> English} and a coverage table for code_switch.
+
+    A language FreeDict publishes a dictionary for must have it in `dictionary_dir`: a missing one
+    is an error naming the folder and the package, so that no machine silently runs fewer cells;
+    a language with no published dictionary is reported as such and left out of code_switch."""
+    found, rows, missing = {}, [], []
     for lang in languages:
         if lang == "en":
             continue
-        prefix = Path(dictionary_dir) / f"freedict-{FREEDICT.get(lang, lang)}-eng"
+        if lang not in FREEDICT:
+            rows.append({"language": lang, "dictionary": "none published", "headwords": 0})
+            continue
+        prefix = Path(dictionary_dir) / f"freedict-{FREEDICT[lang]}-eng"
         try:
             found[lang] = load_dictd(prefix)
-            rows.append({"language": lang, "dictionary": str(prefix), "headwords": len(found[lang])})
         except FileNotFoundError:
-            rows.append({"language": lang, "dictionary": f"missing: {prefix}", "headwords": 0})
+            missing.append(f"dict-freedict-{FREEDICT[lang]}-eng")
+            continue
+        rows.append({"language": lang, "dictionary": str(prefix), "headwords": len(found[lang])})
+    if missing:
+        raise FileNotFoundError(
+            f"dictionary_dir {dictionary_dir}: no FreeDict dictionary for code_switch in "
+            f"{', '.join(missing)}; install them (`apt-get install {' '.join(missing)}`) or drop "
+            "code_switch from perturbation_families"
+        )
     return found, pd.DataFrame(rows, columns=["language", "dictionary", "headwords"])
 
 
@@ -112,7 +123,8 @@ def run(workspace: Workspace, config: Config) -> dict:
         base,
         replace(base, xqg=True, n_queries=c.n_queries, alpha=choice["alpha"], mode=choice["mode"]),
     ]
-    dicts, coverage = dictionaries(sorted({q.language for q in sample}), c.dictionary_dir)
+    languages = sorted({q.language for q in sample})
+    dicts, coverage = dictionaries(languages if "code_switch" in families else [], c.dictionary_dir)
     reader = load_reader(ws, c.reader_max_length)
     reads = ReadCache(ws.reads)
     variants = [("none", 0.0, sample)] + [

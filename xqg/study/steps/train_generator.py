@@ -90,5 +90,5 @@ def train_generator(
         rest = [t for i, t in enumerate(train) if i % 20]
         history = fine_tune(gen, rest, dev, Seq2SeqTrainingArgs(**schedule))
     else:  # a released checkpoint used as is (the paper profile's shortcut)
-        gen.save(out / "best")
+        gen.save(ws.generator_checkpoint(variant))
     return {"history": history, "parameters": sum(p.numel() for p in gen.model.parameters())}
