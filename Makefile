@@ -23,9 +23,10 @@ $(VENV): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv .venv
 	$(PYTHON) -m pip install -q torch==2.13.0
 	$(PYTHON) -m pip install -q -e ".[dev,notebooks]"
+	$(PYTHON) -m ipykernel install --user --name xqg --display-name "Python (xqg)" > /dev/null
 	touch $@
 
-venv: $(VENV) ## create the environment (.venv, torch 2.13.0 CPU, xqg editable)
+venv: $(VENV) ## create the environment (.venv, torch 2.13.0 CPU, xqg editable, Jupyter kernel "xqg")
 
 $(DATA): | $(VENV)
 	$(PYTHON) -m xqg.data.fetch
@@ -66,8 +67,8 @@ params/%/common.yml:
 figures: $(VENV) ## redraw tables and figures from cached results
 	$(PYTHON) -m xqg.pipeline run 08_analysis --profile $(PROFILE)
 
-lab: $(VENV) ## JupyterLab with the project's kernel
-	.venv/bin/jupyter lab notebooks/
+lab: $(VENV) ## JupyterLab on notebooks/, with the project's kernel "Python (xqg)"
+	.venv/bin/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 test: $(VENV) $(DATA) ## run the test suite (the smoke pipeline included)
 	$(PYTHON) -m pytest

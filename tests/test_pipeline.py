@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -193,3 +194,80 @@ def test_smoke_runs_score_the_same_under_trec_eval(smoke_run):
         rows = pq[[System.from_row(r).tag == path.stem for _, r in pq.iterrows()]]
         ours = {(r.query_id, r.metric): r.value for r in rows.itertuples() if r.metric in names.values()}
         assert ours == pytest.approx(theirs), path.name
+
+
+def test_a_notebook_runs_its_profile_in_lab_papermill_and_make(tmp_path, raw_data):
+    """01_data run three ways: as JupyterLab's Run All does (the notebook's own defaults: mini),
+    by papermill by hand with `-p profile smoke`, and as Make does (`xqg.pipeline run`)."""
+    import os
+
+    import nbformat
+    import papermill
+    from nbclient import NotebookClient
+
+    from xqg.pipeline import NOTEBOOKS
+
+    def summary(root):
+        return json.loads((root / "work" / "smoke" / "data" / "summary.json").read_text())
+
+    def env_for(root):
+        return {
+            "XQG_WORK_DIR": str(root / "work"),
+            "XQG_RESULTS_DIR": str(root / "results"),
+            "XQG_FIGURES_DIR": str(root / "figures"),
+        }
+
+    lab, by_hand, make = tmp_path / "lab", tmp_path / "papermill", tmp_path / "make"
+    old = dict(os.environ)
+    try:
+        os.environ.update(env_for(lab))
+        nb = nbformat.read(NOTEBOOKS / "01_data.ipynb", as_version=4)
+        NotebookClient(
+            nb, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS.parent)}}
+        ).execute()
+        os.environ.update(env_for(by_hand))
+        papermill.execute_notebook(
+            str(NOTEBOOKS / "01_data.ipynb"),
+            str(tmp_path / "out.ipynb"),
+            parameters={"profile": "smoke"},
+            kernel_name="python3",
+            cwd=str(NOTEBOOKS.parent),
+            progress_bar=False,
+        )
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    proc = subprocess.run(
+        [sys.executable, "-m", "xqg.pipeline", "run", "01_data", "--profile", "smoke"],
+        env={**os.environ, **env_for(make)},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lab_summary = json.loads((lab / "work" / "mini" / "data" / "summary.json").read_text())
+    assert lab_summary["collection passages"] == 978  # the mini profile, as the notebook says
+    assert summary(by_hand) == summary(make) and summary(make)["collection passages"] == 30
+    assert not (by_hand / "work" / "mini").exists()
+
+
+def test_make_lab_runs_as_root_with_the_projects_kernel():
+    out = subprocess.run(["make", "-n", "lab"], capture_output=True, text=True, check=True).stdout
+    lab = next(line for line in out.splitlines() if "jupyter lab" in line)
+    as_root = subprocess.run(
+        ["bash", "-c", lab.replace(".venv/bin/jupyter lab", "echo")], capture_output=True, text=True
+    )
+    assert ("--allow-root" in as_root.stdout) == (__import__("os").geteuid() == 0)
+    assert "ipykernel install --user --name xqg" in Path("Makefile").read_text()
+
+
+def test_step_05_closing_table_keeps_every_system(smoke_run):
+    """Read as the notebook reads it: 2 trainings x (baseline, n = 1, 2, three RQ1 systems)."""
+    from xqg.study.systems import evaluation_summary
+
+    metrics = pd.read_csv(smoke_run / "results" / "smoke" / "metrics_retrieval.csv", keep_default_na=False)
+    table = evaluation_summary(metrics)
+    assert len(table) == 12 and not table.isna().any().any()
+    assert ("zero-shot", False, 0, "full", "") in table.index  # the baseline
+    base = metrics[(metrics.split == "test") & (metrics.language == "macro") & (metrics.metric == "MRR@10")]
+    base = base[(base.training == "zero-shot") & ~base.xqg]
+    assert table.loc[("zero-shot", False, 0, "full", ""), "MRR@10"] == round(base["value"].iloc[0], 1)

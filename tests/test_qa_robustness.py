@@ -191,3 +191,40 @@ def test_code_switch_dictionaries_fail_loudly_when_one_is_missing(tmp_path):
     install = r"apt-get install dict-freedict-ara-eng dict-freedict-spa-eng"
     with pytest.raises(FileNotFoundError, match=install):
         dictionaries(["ar", "de", "es"], str(tmp_path))
+
+
+def _synthetic_per_query(seed=0):
+    """Per-query MRR of a baseline, xQG at n = 1, 2, and RQ1's systems, on ar, de and zh."""
+    rng = np.random.default_rng(seed)
+    systems = [(False, 0, "full", ""), (True, 1, "full", ""), (True, 2, "full", "")]
+    systems += [(True, 2, "full", "ar+de"), (True, 2, "seen-only", "ar+de"), (True, 2, "seen-only", "")]
+    rows = []
+    for xqg, n, generator, langs in systems:
+        for lang in ("ar", "de", "zh"):
+            for i in range(20):
+                rows.append(
+                    {"split": "test", "perturbation": "none", "training": "zero-shot", "encoder": "e5",
+                     "xqg": xqg, "n_queries": n, "generator": generator, "gen_languages": langs,
+                     "metric": "MRR@10", "language": lang, "query_id": f"{lang}{i}", "value": rng.random()}
+                )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_rq1_legend_sits_clear_of_the_bars():
+    from xqg.study.research_questions import draw_rq1
+
+    fig = draw_rq1(_synthetic_per_query(), ["MRR@10"], 2, ["zh"])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = fig.legends[0].get_window_extent(renderer)
+    assert len(fig.legends[0].get_texts()) == 4  # the four RQ1 systems
+    for ax in fig.axes:
+        assert not legend.overlaps(ax.get_window_extent(renderer))
+
+
+def test_ablation_band_is_labelled():
+    from xqg.study.report import draw_ablation
+
+    fig = draw_ablation(_synthetic_per_query(), ["MRR@10"])
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["macro mean over languages", "95% bootstrap CI"]

@@ -28,6 +28,7 @@ from xqg.study.steps import STEPS, module_name, step_config
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 NOTEBOOK_PARAMETERS = {"profile", "overrides"}
+KERNEL = "xqg"  # the Jupyter kernel `make venv` installs for .venv
 
 
 def check_params(names: tuple[str, ...] | list[str] | None = None, params: Path = PARAMS) -> list[str]:
@@ -66,11 +67,15 @@ def check_notebooks() -> list[str]:
             problems.append(f"{nb_path.name}: carries outputs (clear them before committing)")
         if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells):
             problems.append(f"{nb_path.name}: no cell tagged 'parameters'")
-        declared = set(papermill.inspect_notebook(str(nb_path)))
-        if declared != NOTEBOOK_PARAMETERS:
+        declared = papermill.inspect_notebook(str(nb_path))
+        if set(declared) != NOTEBOOK_PARAMETERS:
             problems.append(
                 f"{nb_path.name}: parameters {sorted(declared)}, expected {sorted(NOTEBOOK_PARAMETERS)}"
             )
+        elif (declared["profile"]["default"], declared["overrides"]["default"]) != ('"mini"', "{}"):
+            problems.append(f"{nb_path.name}: defaults must be profile = \"mini\" and overrides = {{}}")
+        if nb.get("metadata", {}).get("kernelspec", {}).get("name") != KERNEL:
+            problems.append(f"{nb_path.name}: kernel is not the project's ({KERNEL!r}, made by `make venv`)")
     return problems
 
 

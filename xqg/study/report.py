@@ -152,9 +152,14 @@ def ablation_figure(
     out: Path,
     training: str = "zero-shot",
 ) -> list[Path]:
+    """`draw_ablation`, saved as PDF and PNG."""
+    return save_figure(draw_ablation(per_query, metrics_shown, training), out)
+
+
+def draw_ablation(per_query: pd.DataFrame, metrics_shown: Sequence[str], training: str = "zero-shot"):
     """Metric vs number of generated queries per language, 95% bootstrap bands (percentile bootstrap
     of the macro mean, queries resampled within language), stars where n differs
-    significantly from n = 0 (paired t-test, Holm over n)."""
+    significantly from n = 0 (paired t-test, Holm over n); the legend names the band."""
     set_style()
     pq = per_query[
         (per_query.split == "test")
@@ -181,17 +186,20 @@ def ablation_figure(
                 s = cur.set_index("query_id")["value"].reindex(base.index)
                 pvals.append(paired_t(base.to_numpy(), s.to_numpy()))
         adj = holm(pvals) if pvals else []
-        ax.plot(ns, means, marker="o", color="C0")
-        ax.fill_between(ns, lo, hi, alpha=0.2, color="C0")
+        ax.plot(ns, means, marker="o", color="C0", label="macro mean over languages")
+        ax.fill_between(ns, lo, hi, alpha=0.2, color="C0", label="95% bootstrap CI")
         for n, m, p in zip(ns[1:], means[1:], adj):
             if p < 0.05:
                 ax.annotate("*", (n, m), textcoords="offset points", xytext=(0, 4), ha="center")
         ax.set_xlabel("generated queries per language (n)")
         ax.set_ylabel(f"{metric} (macro, %)")
         ax.set_xticks(ns)
+    axes[0][0].legend(
+        fontsize=7, frameon=False, loc="lower right", title="* differs from n = 0 (Holm)", title_fontsize=6
+    )
     sns.despine(fig)
     fig.tight_layout()
-    return save_figure(fig, out)
+    return fig
 
 
 def alpha_figure(metrics: pd.DataFrame, metric: str, out: Path) -> list[Path]:

@@ -100,7 +100,7 @@ def xqg_choice(ws: Workspace, training: str) -> dict:
     return choice[training]
 
 
-def test_systems(
+def evaluation_systems(
     ws: Workspace, encoder: str, training: str, n_queries: int, unseen: Sequence[str] = ()
 ) -> list[System]:
     """The systems scored on the test queries for one encoder: no xQG, xQG with 1..n queries, and
@@ -156,3 +156,13 @@ def tidy(
             }
         )
     return pd.DataFrame(rows, columns=METRIC_COLUMNS), pq
+
+
+def evaluation_summary(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Macro test scores, one row per system (baseline, xQG at each n, RQ1's systems), one column
+    per metric: the closing table of step 05. Reads "" in ``gen_languages`` as a value, so the
+    rows of systems using every language (the baseline among them) are kept."""
+    test = metrics[(metrics.split == "test") & (metrics.language == "macro")]
+    test = test.assign(gen_languages=test.gen_languages.fillna("").astype(str))
+    index = ["training", "xqg", "n_queries", "generator", "gen_languages"]
+    return test.pivot_table(index=index, columns="metric", values="value", sort=False, dropna=False).round(1)

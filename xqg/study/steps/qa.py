@@ -19,7 +19,7 @@ from xqg.study.config import StepConfig, arg
 from xqg.study.encoding import EmbeddingCache
 from xqg.study.named_models import OFFLINE_E5, TINY_ENCODERS, load_encoder
 from xqg.study.reading import ReadCache, answer_queries, load_reader, qa_scores
-from xqg.study.systems import GOLD, test_systems, tidy
+from xqg.study.systems import GOLD, evaluation_systems, tidy
 from xqg.study.workspace import Workspace
 from xqg.training.reader import ReaderTrainingArgs, qa_examples, train_reader
 
@@ -97,7 +97,7 @@ def run(workspace: Workspace, config: Config) -> dict:
     systems = [
         s
         for t in ws.trainings(c.base_training)
-        for s in test_systems(ws, c.encoder, t, c.n_queries, c.unseen_languages)
+        for s in evaluation_systems(ws, c.encoder, t, c.n_queries, c.unseen_languages)
         if not s.xqg or s.n_queries == c.n_queries  # no n ablation for QA
     ]
     rows, per_query, preds = [], [], []

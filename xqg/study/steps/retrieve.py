@@ -1,7 +1,7 @@
 """Step 05 (`05_retrieve`): encode, augment, search and score; the alpha sweep and the n ablation.
 
 Alpha and mode are chosen per training regime on the tuning queries (``ws.xqg_choice``); the test
-queries then score every system of `xqg.study.systems.test_systems`, whose rankings are also
+queries then score every system of `xqg.study.systems.evaluation_systems`, whose rankings are also
 written as TREC runs (``runs/test/<system tag>.trec``, full-precision scores, trec_eval's tie
 order) with the gold passages as ``runs/test/qrels.txt``, for trec_eval, ir_measures or ranx.
 Every number lands in ``metrics_retrieval.csv`` (tidy, one row per system x language x metric,
@@ -21,7 +21,7 @@ from xqg.io import write_csv, write_json
 from xqg.retrieval.search import write_trec_qrels, write_trec_run
 from xqg.study.config import StepConfig, arg
 from xqg.study.encoding import EmbeddingCache
-from xqg.study.systems import System, test_systems, tidy
+from xqg.study.systems import System, evaluation_systems, tidy
 from xqg.study.workspace import Workspace
 
 
@@ -91,7 +91,7 @@ def run(workspace: Workspace, config: Config) -> dict:
         chosen[training], rows = choose_xqg(cache, c, training, tuning)
         all_rows += rows
         write_json(workspace.xqg_choice, chosen)
-        for s in test_systems(workspace, c.encoder, training, c.n_queries, c.unseen_languages):
+        for s in evaluation_systems(workspace, c.encoder, training, c.n_queries, c.unseen_languages):
             run = cache.run(s, test, "test")
             write_trec_run(workspace.run_file("test", s.tag), run, s.tag)
             scores = cache.score_run(test, run, c.measures, c.token_budgets)
