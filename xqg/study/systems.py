@@ -165,4 +165,4 @@ def evaluation_summary(metrics: pd.DataFrame) -> pd.DataFrame:
     test = metrics[(metrics.split == "test") & (metrics.language == "macro")]
     test = test.assign(gen_languages=test.gen_languages.fillna("").astype(str))
     index = ["training", "xqg", "n_queries", "generator", "gen_languages"]
-    return test.pivot_table(index=index, columns="metric", values="value", sort=False, dropna=False).round(1)
+    return test.pivot_table(index=index, columns="metric", values="value", sort=False).round(1)
