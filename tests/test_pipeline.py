@@ -265,6 +265,9 @@ def test_make_lab_runs_as_root_with_the_projects_kernel():
     )
     assert ("--allow-root" in as_root.stdout) == (__import__("os").geteuid() == 0)
     assert "ipykernel install --user --name xqg" in Path("Makefile").read_text()
+    import importlib.util
+
+    assert importlib.util.find_spec("ipywidgets") is not None  # tqdm.auto draws widgets in Lab
 
 
 def test_step_05_closing_table_keeps_every_system(smoke_run):

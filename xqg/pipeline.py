@@ -22,7 +22,7 @@ from pathlib import Path
 
 from xqg.io import atomic_path, write_text_atomic
 from xqg.paths import PROJECT_ROOT
-from xqg.study.config import EXTENDS, PARAMS, help_of, merged_params, profiles, read_yaml
+from xqg.study.config import EXTENDS, PARAMS, help_of, merged_params, profiles, read_yaml, type_name
 from xqg.study.fingerprint import config_fields, step_fingerprint
 from xqg.study.steps import STEPS, module_name, step_config
 
@@ -87,7 +87,7 @@ def describe(step: str, profile: str) -> str:
     for f in dataclasses.fields(config):
         value, path = merged.get(f.name, (f.default, "default"))
         typ = config.field_types()[f.name]
-        lines.append(f"  {f.name}: {getattr(typ, '__name__', typ)} = {value!r}  ({path})\n      {help_of(f)}")
+        lines.append(f"  {f.name}: {type_name(typ)} = {value!r}  ({path})\n      {help_of(f)}")
     return "\n".join(lines)
 
 

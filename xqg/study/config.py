@@ -130,7 +130,7 @@ class StepConfig:
             except ValidationError as e:
                 err = e.errors()[0]
                 at = "".join(f"[{i}]" for i in err["loc"])
-                problems.append(f"{path}: '{key}{at}' = {value!r}: {err['msg']} (expected {_name(typ)})")
+                problems.append(f"{path}: '{key}{at}' = {value!r}: {err['msg']} (expected {type_name(typ)})")
         return problems
 
     @classmethod
@@ -159,7 +159,8 @@ class StepConfig:
         return dataclasses.asdict(self)
 
 
-def _name(typ: Any) -> str:
+def type_name(typ: Any) -> str:
+    """A type as written in a config (`int`, `list[str]`)."""
     return (
         getattr(typ, "__name__", None) if typing.get_origin(typ) is None else str(typ).replace("typing.", "")
     )
