@@ -73,7 +73,7 @@ def check_notebooks() -> list[str]:
                 f"{nb_path.name}: parameters {sorted(declared)}, expected {sorted(NOTEBOOK_PARAMETERS)}"
             )
         elif (declared["profile"]["default"], declared["overrides"]["default"]) != ('"mini"', "{}"):
-            problems.append(f"{nb_path.name}: defaults must be profile = \"mini\" and overrides = {{}}")
+            problems.append(f'{nb_path.name}: defaults must be profile = "mini" and overrides = {{}}')
         if nb.get("metadata", {}).get("kernelspec", {}).get("name") != KERNEL:
             problems.append(f"{nb_path.name}: kernel is not the project's ({KERNEL!r}, made by `make venv`)")
     return problems
