@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from xqg.paths import PROJECT_ROOT
-from xqg.pipeline import check_params
+from xqg.pipeline import check_params, unused_common_keys
 from xqg.study.config import PARAMS, merged_params, profile_chain
 from xqg.study.fingerprint import closure, fingerprint
 from xqg.study.steps import STEPS, module_name, step_config
@@ -77,6 +77,8 @@ def test_unknown_missing_and_stray_keys_are_named(params):
     problems = "\n".join(check_params(["smoke"], params))
     assert "06_qa.yml: 'reader_stepz' is not a parameter of step 06_qa" in problems
     assert "common.yml: 'n_querys' is a parameter of no step" in problems
+    # what `xqg.pipeline run` refuses before any work, without importing the steps
+    assert unused_common_keys("smoke", params) == [f"{common}: 'n_querys' is a parameter of no step"]
     assert "'n_negatives' is not set for step 04_train_retriever" in problems
     assert "09_extra.yml: not a step's file" in problems
     with pytest.raises(ValueError, match="'alpha' is not a parameter of step 05_retrieve"):

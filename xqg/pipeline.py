@@ -22,7 +22,16 @@ from pathlib import Path
 
 from xqg.io import atomic_path, write_text_atomic
 from xqg.paths import PROJECT_ROOT
-from xqg.study.config import EXTENDS, PARAMS, help_of, merged_params, profiles, read_yaml, type_name
+from xqg.study.config import (
+    EXTENDS,
+    PARAMS,
+    help_of,
+    merged_params,
+    profile_chain,
+    profiles,
+    read_yaml,
+    type_name,
+)
 from xqg.study.fingerprint import config_fields, step_fingerprint
 from xqg.study.steps import STEPS, module_name, step_config
 
@@ -35,7 +44,6 @@ def check_params(names: tuple[str, ...] | list[str] | None = None, params: Path 
     """Problems of the profiles' parameter files: unknown files and keys, unset or mistyped values."""
     names = profiles(params) if names is None else names
     configs = {step: step_config(step) for step in STEPS}
-    used = {f.name for c in configs.values() for f in dataclasses.fields(c)}
     problems = []
     for profile in names:
         folder = params / profile
@@ -44,13 +52,23 @@ def check_params(names: tuple[str, ...] | list[str] | None = None, params: Path 
         for path in sorted(folder.glob("*.yml")):
             if path.stem != "common" and path.stem not in STEPS:
                 problems.append(f"{path}: not a step's file (steps are {', '.join(STEPS)})")
-        common = read_yaml(folder / "common.yml")
-        problems += [
-            f"{folder / 'common.yml'}: '{k}' is a parameter of no step"
-            for k in sorted(set(common) - used - {EXTENDS})
-        ]
+        problems += [p for p in unused_common_keys(profile, params) if str(folder) in p]
         for config in configs.values():
             problems += config.problems(profile, params)
+    return problems
+
+
+def unused_common_keys(profile: str, params: Path = PARAMS) -> list[str]:
+    """Keys in the common.yml files of a profile (and those it extends) that no step reads: a
+    typo there would otherwise be ignored. Read from the steps' sources, without importing them."""
+    fields = {f for step in STEPS for f in config_fields(module_name(step))}
+    problems = []
+    for name in profile_chain(profile, params):
+        common = params / name / "common.yml"
+        problems += [
+            f"{common}: '{k}' is a parameter of no step"
+            for k in sorted(set(read_yaml(common)) - fields - {EXTENDS})
+        ]
     return problems
 
 
@@ -109,6 +127,9 @@ def run(step: str, profile: str) -> Path:
     import papermill
 
     step_config(step).load(profile)  # refuses bad parameters before any work, naming file and key
+    unused = unused_common_keys(profile)
+    if unused:
+        raise ValueError("; ".join(unused))
     out = PROJECT_ROOT / "runs" / profile / f"{step}.ipynb"
     with atomic_path(out) as tmp:
         papermill.execute_notebook(
