@@ -226,5 +226,8 @@ def test_ablation_band_is_labelled():
     from xqg.study.report import draw_ablation
 
     fig = draw_ablation(_synthetic_per_query(), ["MRR@10"])
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert labels == ["macro mean over languages", "95% bootstrap CI"]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels[0] == "macro mean over languages" and labels[1].startswith("95% bootstrap CI")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    assert not fig.legends[0].get_window_extent(renderer).overlaps(fig.axes[0].get_window_extent(renderer))

@@ -194,11 +194,18 @@ def draw_ablation(per_query: pd.DataFrame, metrics_shown: Sequence[str], trainin
         ax.set_xlabel("generated queries per language (n)")
         ax.set_ylabel(f"{metric} (macro, %)")
         ax.set_xticks(ns)
-    axes[0][0].legend(
-        fontsize=7, frameon=False, loc="lower right", title="* differs from n = 0 (Holm)", title_fontsize=6
-    )
+    handles, labels = axes[0][0].get_legend_handles_labels()
     sns.despine(fig)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.legend(
+        handles,
+        [*labels[:1], f"{labels[1]}; * n differs from n = 0 (paired t-test, Holm)"],
+        loc="lower center",
+        ncol=2,
+        fontsize=7,
+        frameon=False,
+        bbox_to_anchor=(0.5, 0),
+    )
     return fig
 
 
