@@ -258,3 +258,13 @@ def test_make_data_knows_every_xquad_language():
     assert {n for n, f in files.items() if f.optional} == {
         f"xquad.{x}.json" for x in ("el", "ro", "ru", "th", "tr")
     }
+
+
+def test_readme_documents_every_profile_and_what_mini_costs():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    table = readme[readme.index("## Profiles") : readme.index("## Generator")]
+    for profile in sorted(p.name for p in PARAMS.iterdir() if (p / "common.yml").exists()):
+        assert f"| `{profile}`" in table, f"README's profile table lacks {profile}"
+    mini = next(line for line in table.splitlines() if line.startswith("| `mini`"))
+    assert "minutes" in mini and "GB" in mini
+    assert "**Adding a profile**" in readme and "extends:" in readme
