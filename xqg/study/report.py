@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from xqg.io import write_csv, write_text_atomic  # noqa: E402
+from xqg.io import atomic_path, write_csv, write_text_atomic  # noqa: E402
 from xqg.metrics.significance import bootstrap_macro_mean, compare, holm, paired_t  # noqa: E402
 from xqg.study.systems import System  # noqa: E402
 
@@ -29,8 +29,9 @@ def save_figure(fig, out: Path) -> list[Path]:
     """PDF (byte-stable: no creation date) and PNG."""
     out.parent.mkdir(parents=True, exist_ok=True)
     pdf, png = out.with_suffix(".pdf"), out.with_suffix(".png")
-    fig.savefig(pdf, metadata={"CreationDate": None, "ModDate": None})
-    fig.savefig(png, metadata={"Software": None})
+    for path, metadata in ((pdf, {"CreationDate": None, "ModDate": None}), (png, {"Software": None})):
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=path.suffix[1:], metadata=metadata)
     plt.close(fig)
     return [pdf, png]
 

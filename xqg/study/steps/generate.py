@@ -14,7 +14,7 @@ import pandas as pd
 
 from xqg.generation.quality import report, round_trip, samples
 from xqg.generation.run import generate_collection, import_released_queries, load_generated
-from xqg.io import write_text_atomic
+from xqg.io import write_csv, write_text_atomic
 from xqg.retrieval.search import retrieve
 from xqg.study.config import StepConfig, arg
 from xqg.study.encoding import EmbeddingCache
@@ -90,8 +90,8 @@ def quality(
     table["round-trip R@10"] = round_trip(records, run, 10)
     examples = samples(records, cache.collection, per_language=3, seed=0)
     ws.results.mkdir(parents=True, exist_ok=True)
-    table.to_csv(ws.result("generation_quality.csv", variant))
-    examples.to_csv(ws.result("generation_samples.csv", variant), index=False)
+    write_csv(table, ws.result("generation_quality.csv", variant), index=True)
+    write_csv(examples, ws.result("generation_samples.csv", variant))
     write_text_atomic(
         ws.result("generation_quality.json", variant), json.dumps(table.round(2).to_dict(orient="index"))
     )
