@@ -49,7 +49,7 @@ $(WORK)/07_robustness.done:      $(WORK)/06_qa.done
 $(WORK)/08_analysis.done:        $(WORK)/05_retrieve.done $(WORK)/06_qa.done $(WORK)/07_robustness.done
 
 $(WORK)/.fingerprint/%: FORCE | $(VENV)
-	@$(PYTHON) -m xqg.pipeline fingerprint $* --profile $(PROFILE) --out $@
+	+@$(PYTHON) -m xqg.pipeline fingerprint $* --profile $(PROFILE) --out $@
 
 $(WORK)/%.done: notebooks/%.ipynb $(WORK)/.fingerprint/% | $(VENV)
 	@echo "== $* [$(PROFILE)] $$(date +%T)"; start=$$(date +%s); \
