@@ -139,9 +139,7 @@ class StepConfig:
     ) -> C:
         """The step's configuration in `profile`, with `overrides` on top; refuses bad parameters."""
         overrides = dict(overrides or {})
-        unknown = sorted(set(overrides) - set(cls.field_types()))
-        problems = [f"overrides: '{k}' is not a parameter of step {cls.STEP}" for k in unknown]
-        problems += cls.problems(profile, params, overrides)
+        problems = cls.problems(profile, params, overrides)
         if problems:
             raise ValueError(
                 f"parameters of step {cls.STEP} in profile {profile!r}:\n  " + "\n  ".join(problems)
@@ -153,10 +151,6 @@ class StepConfig:
             k: TypeAdapter(t).validate_python(merged[k], strict=True) for k, t in types.items() if k in merged
         }
         return cls(**values)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The configuration as plain values (for records beside artefacts)."""
-        return dataclasses.asdict(self)
 
 
 def type_name(typ: Any) -> str:
