@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
+import torch
 
 from xqg.io import read_json, write_csv, write_json
 from xqg.qa.reader import Reader
@@ -56,6 +57,7 @@ def build_reader(ws: Workspace, config: Config) -> dict:
     c = config
     if ws.reader_checkpoint.exists() and ws.reader_record.exists():
         return read_json(ws.reader_record)
+    torch.manual_seed(c.seed)  # the fresh span head is drawn from torch's global generator
     if c.reader_model == OFFLINE_E5 or c.reader_model in TINY_ENCODERS:
         enc = load_encoder(c.reader_model, ws)
         reader = Reader.from_encoder(
