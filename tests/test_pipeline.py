@@ -281,3 +281,28 @@ def test_step_05_closing_table_keeps_every_system(smoke_run):
     base = metrics[(metrics.split == "test") & (metrics.language == "macro") & (metrics.metric == "MRR@10")]
     base = base[(base.training == "zero-shot") & ~base.xqg]
     assert table.loc[("zero-shot", False, 0, "full", ""), "MRR@10"] == round(base["value"].iloc[0], 1)
+
+
+def test_reader_is_the_same_whatever_ran_before_it(smoke_run, tmp_path):
+    """Step 06's fresh span head: two builds from the same prepared data give the same reader and
+    losses even when the process drew different amounts of randomness before."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    from xqg.study.steps import qa
+    from xqg.study.workspace import Workspace
+
+    config = qa.Config.load("smoke")
+    histories, weights = [], []
+    for i, draws in enumerate((0, 7)):
+        root = tmp_path / str(i)
+        shutil.copytree(smoke_run / "work" / "smoke", root / "work", ignore=shutil.ignore_patterns("reader"))
+        ws = Workspace("smoke", root / "work", root / "results", root / "figures")
+        torch.rand(draws)  # whatever ran earlier in the process
+        histories.append(qa.build_reader(ws, config)["history"])
+        weights.append(load_file(str(ws.reader_checkpoint / "model.safetensors")))
+    assert histories[0] and histories[0] == histories[1]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
