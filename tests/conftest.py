@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,3 +35,30 @@ def small_texts(mlqa) -> list[str]:
     """A few hundred real texts to train tiny tokenizers on."""
     passages = [p.text for p in list(mlqa.passages.values())[:40]]
     return passages + [q.text for q in mlqa.queries[::20]]
+
+
+def roots_env(root: Path) -> dict[str, str]:
+    """Environment that sends a run's work, results, figures and notebooks under `root`."""
+    return {
+        "XQG_WORK_DIR": str(root / "work"),
+        "XQG_RESULTS_DIR": str(root / "results"),
+        "XQG_FIGURES_DIR": str(root / "figures"),
+        "XQG_RUNS_DIR": str(root / "runs"),
+    }
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, raw_data):
+    """Every step of the smoke profile, run through the pipeline into temporary folders."""
+    from xqg.study.steps import STEPS
+
+    root = tmp_path_factory.mktemp("smoke")
+    for step in STEPS:
+        proc = subprocess.run(
+            [sys.executable, "-m", "xqg.pipeline", "run", step, "--profile", "smoke"],
+            env={**os.environ, **roots_env(root)},
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, f"{step} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return root

@@ -122,6 +122,27 @@ def test_dpr_tsv_streaming(tmp_path):
         list(iter_dpr_tsv(path))
 
 
+def test_a_failed_fetch_writes_no_manifest_for_make_to_trust(tmp_path, raw_data):
+    """Make waits for MANIFEST.json: after a failure it must not exist, or the next `make
+    reproduce` would skip fetching; the files verified so far are remembered apart."""
+    mirror = tmp_path / "mirror"
+    good, bad = CATALOGUE["xor-tydi"][:2]
+    for spec in (good, bad):
+        (mirror / spec.rel).parent.mkdir(parents=True, exist_ok=True)
+    (mirror / good.rel).write_text((raw_data / good.rel).read_text())
+    (mirror / bad.rel).write_text((raw_data / bad.rel).read_text()[:100])  # torn
+    with pytest.raises(DataError):
+        fetch(["xor-tydi"], tmp_path / "dest", mirror)
+    assert not (tmp_path / "dest" / "MANIFEST.json").exists()
+    partial = json.loads((tmp_path / "dest" / "MANIFEST.partial.json").read_text())
+    assert set(partial) == {good.rel}
+    (mirror / bad.rel).write_text((raw_data / bad.rel).read_text())
+    manifest = fetch(["xor-tydi"], tmp_path / "dest", mirror)
+    assert json.loads((tmp_path / "dest" / "MANIFEST.json").read_text()) == manifest
+    assert set(manifest) == {s.rel for s in CATALOGUE["xor-tydi"]}
+    assert not (tmp_path / "dest" / "MANIFEST.partial.json").exists()
+
+
 def test_fetch_from_mirror_detects_truncation(tmp_path, raw_data):
     mirror = tmp_path / "mirror"
     spec = CATALOGUE["xor-tydi"][0]

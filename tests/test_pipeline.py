@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import roots_env
 
 from xqg.pipeline import check_notebooks, check_params
-from xqg.study.steps import STEPS, step_config
+from xqg.study.steps import step_config
 from xqg.study.systems import METRIC_COLUMNS
 
 
@@ -34,28 +35,6 @@ def test_unknown_profile_and_step_are_named():
         text=True,
     )
     assert proc.returncode == 2 and "unknown profile 'nope'" in proc.stderr
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, raw_data):
-    """Run every step of the smoke profile into temporary folders."""
-    root = tmp_path_factory.mktemp("smoke")
-    env = {
-        "XQG_WORK_DIR": str(root / "work"),
-        "XQG_RESULTS_DIR": str(root / "results"),
-        "XQG_FIGURES_DIR": str(root / "figures"),
-    }
-    import os
-
-    for step in STEPS:
-        proc = subprocess.run(
-            [sys.executable, "-m", "xqg.pipeline", "run", step, "--profile", "smoke"],
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-        )
-        assert proc.returncode == 0, f"{step} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return root
 
 
 def test_smoke_pipeline_records_consistent_results(smoke_run):
@@ -217,22 +196,15 @@ def test_a_notebook_runs_its_profile_in_lab_papermill_and_make(tmp_path, raw_dat
     def summary(root):
         return json.loads((root / "work" / "smoke" / "data" / "summary.json").read_text())
 
-    def env_for(root):
-        return {
-            "XQG_WORK_DIR": str(root / "work"),
-            "XQG_RESULTS_DIR": str(root / "results"),
-            "XQG_FIGURES_DIR": str(root / "figures"),
-        }
-
     lab, by_hand, make = tmp_path / "lab", tmp_path / "papermill", tmp_path / "make"
     old = dict(os.environ)
     try:
-        os.environ.update(env_for(lab))
+        os.environ.update(roots_env(lab))
         nb = nbformat.read(NOTEBOOKS / "01_data.ipynb", as_version=4)
         NotebookClient(
             nb, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS.parent)}}
         ).execute()
-        os.environ.update(env_for(by_hand))
+        os.environ.update(roots_env(by_hand))
         papermill.execute_notebook(
             str(NOTEBOOKS / "01_data.ipynb"),
             str(tmp_path / "out.ipynb"),
@@ -246,7 +218,7 @@ def test_a_notebook_runs_its_profile_in_lab_papermill_and_make(tmp_path, raw_dat
         os.environ.update(old)
     proc = subprocess.run(
         [sys.executable, "-m", "xqg.pipeline", "run", "01_data", "--profile", "smoke"],
-        env={**os.environ, **env_for(make)},
+        env={**os.environ, **roots_env(make)},
         capture_output=True,
         text=True,
     )

@@ -7,13 +7,14 @@ from __future__ import annotations
 import ast
 import dataclasses
 import shutil
+import typing
 from pathlib import Path
 
 import pytest
 
 from xqg.paths import PROJECT_ROOT
 from xqg.pipeline import check_params, unused_common_keys
-from xqg.study.config import PARAMS, merged_params, profile_chain
+from xqg.study.config import PARAMS, merged_params, profile_chain, type_name
 from xqg.study.fingerprint import closure, fingerprint
 from xqg.study.steps import STEPS, module_name, step_config
 from xqg.study.workspace import Workspace
@@ -41,7 +42,18 @@ def test_every_config_field_has_a_type_and_help():
         types = config.field_types()
         for f in dataclasses.fields(config):
             assert f.metadata.get("help"), f"{step}: field {f.name} has no help"
-            assert types[f.name] in (int, float, str, bool, list[str], list[float], list[int])
+            assert _plain(types[f.name]) in (int, float, str, bool, list[str], list[float], list[int])
+            assert "FieldInfo" not in type_name(types[f.name])
+
+
+def _plain(typ):
+    """The YAML-expressible type under ranges (Annotated) and choices (Literal)."""
+    origin, args = typing.get_origin(typ), typing.get_args(typ)
+    if origin is typing.Annotated:
+        return _plain(args[0])
+    if origin is typing.Literal:
+        return type(args[0])
+    return list[_plain(args[0])] if origin is list else typ
 
 
 def test_variants_inherit_from_the_paper_profile():
@@ -60,7 +72,7 @@ def test_a_wrong_type_is_refused_naming_file_and_key(params):
     path = params / "smoke" / "05_retrieve.yml"
     path.write_text(path.read_text() + "n_queries: two\n")
     problems = check_params(["smoke"], params)
-    assert f"{path}: 'n_queries' = 'two': Input should be a valid integer (expected int)" in problems
+    assert f"{path}: 'n_queries' = 'two': Input should be a valid integer (expected int >= 1)" in problems
     with pytest.raises(ValueError, match=r"05_retrieve.yml: 'n_queries' = 'two'"):
         step_config("05_retrieve").load("smoke", params=params)
     path.write_text(path.read_text().replace("n_queries: two\n", "alphas: [0.1, big]\n"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
+import io
 import json
 import os
 import shutil
@@ -110,9 +112,17 @@ def read_appendable_jsonl(path: str | os.PathLike) -> list[dict]:
 
 
 def write_csv(frame: Any, path: str | os.PathLike, index: bool = False) -> None:
-    """Write a pandas frame as CSV atomically; ``.gz`` paths are gzip-compressed with a fixed
-    header time, so the same frame gives the same bytes."""
+    """Write a pandas frame as CSV atomically; ``.gz`` paths are gzip-compressed with an empty
+    file name and a zero time in the header (pandas would record the temporary file's random
+    name), so the same frame gives the same bytes."""
     path = Path(path)
-    compression = {"method": "gzip", "mtime": 0} if path.suffix == ".gz" else None
     with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=index, compression=compression)
+        if path.suffix != ".gz":
+            frame.to_csv(tmp, index=index)
+            return
+        with (
+            open(tmp, "wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed,
+            io.TextIOWrapper(packed, encoding="utf-8", newline="") as text,
+        ):
+            frame.to_csv(text, index=index)

@@ -31,3 +31,8 @@ def results_dir(profile: str) -> Path:
 def figures_dir(profile: str) -> Path:
     """The paper's figures of one profile (PDF and PNG)."""
     return Path(os.environ.get("XQG_FIGURES_DIR", PROJECT_ROOT / "figures")) / profile
+
+
+def runs_dir(profile: str) -> Path:
+    """Executed notebooks of one profile (the record of each step's last run)."""
+    return Path(os.environ.get("XQG_RUNS_DIR", PROJECT_ROOT / "runs")) / profile

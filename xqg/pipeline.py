@@ -9,7 +9,10 @@
 A notebook receives only ``profile`` (and, by hand, ``overrides``); the step reads its own typed
 configuration from ``params/<profile>/`` (`xqg.study.config`), so a notebook run in JupyterLab,
 by papermill or by Make runs the same parameters. Executed notebooks go to
-``runs/<profile>/<step>.ipynb`` (written atomically).
+``runs/<profile>/<step>.ipynb``, replaced atomically when the step ends, failed or not, so it
+always shows the last run. A run holds the profile's lock (`xqg.lock`) and its kernel dies with
+it (`xqg.kernel_guard`): a killed run leaves nothing running and a second run of the profile
+stops at once, naming the first.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
-from xqg.io import atomic_path, write_text_atomic
-from xqg.paths import PROJECT_ROOT
+from xqg.io import write_text_atomic
+from xqg.lock import Locked, exclusive
+from xqg.paths import PROJECT_ROOT, runs_dir, work_dir
 from xqg.study.config import (
     EXTENDS,
     PARAMS,
@@ -122,26 +127,60 @@ def write_fingerprint(step: str, profile: str, out: Path) -> bool:
     return True
 
 
+def guarded_kernel_manager():
+    """nbclient's kernel manager, starting the kernel through `xqg.kernel_guard` so that it dies
+    with this process."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class GuardedKernelManager(AsyncKernelManager):
+        def format_kernel_cmd(self, extra_arguments=None):
+            return [
+                sys.executable,
+                "-m",
+                "xqg.kernel_guard",
+                "--",
+                *super().format_kernel_cmd(extra_arguments),
+            ]
+
+    return GuardedKernelManager
+
+
 def run(step: str, profile: str) -> Path:
-    """Execute one step's notebook for a profile, after checking the profile's parameters."""
+    """Execute one step's notebook for a profile, after checking the profile's parameters, under
+    the profile's lock."""
     import papermill
 
-    step_config(step).load(profile)  # refuses bad parameters before any work, naming file and key
+    # imported here: they load torch, and Make's `fingerprint` calls must stay fast
+    from xqg.study.checks import check_before_work
+    from xqg.study.workspace import Workspace
+
+    config = step_config(step).load(profile)  # refuses bad parameters before any work, naming file and key
     unused = unused_common_keys(profile)
     if unused:
         raise ValueError("; ".join(unused))
-    out = PROJECT_ROOT / "runs" / profile / f"{step}.ipynb"
-    with atomic_path(out) as tmp:
-        papermill.execute_notebook(
-            str(NOTEBOOKS / f"{step}.ipynb"),
-            str(tmp.with_suffix(".ipynb")),
-            parameters={"profile": profile},
-            kernel_name="python3",
-            cwd=str(PROJECT_ROOT),
-            log_output=True,
-            progress_bar=False,
-        )
-        tmp.with_suffix(".ipynb").replace(tmp)
+    runs = runs_dir(profile)
+    out = runs / f"{step}.ipynb"
+    with exclusive(work_dir(profile) / ".lock", f"profile {profile!r}"):
+        # models and upstream artefacts: a short error here, not a kernel traceback (the step checks again)
+        check_before_work(Workspace(profile), config)
+        runs.mkdir(parents=True, exist_ok=True)
+        for stale in [*runs.glob(f".{step}.running.*.ipynb"), *runs.glob(f".{step}.ipynb.*")]:
+            stale.unlink()  # left by a killed run (the lock says none is running)
+        executing = runs / f".{step}.running.{os.getpid()}.ipynb"
+        try:
+            papermill.execute_notebook(
+                str(NOTEBOOKS / f"{step}.ipynb"),
+                str(executing),
+                parameters={"profile": profile},
+                kernel_name="python3",
+                kernel_manager_class=guarded_kernel_manager(),
+                cwd=str(PROJECT_ROOT),
+                log_output=True,
+                progress_bar=False,
+            )
+        finally:
+            if executing.exists():  # a failed run's notebook (with its error) replaces the last good one
+                os.replace(executing, out)
     return out
 
 
@@ -170,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.cmd == "fingerprint":
             write_fingerprint(args.step, args.profile, args.out)
             return
-    except ValueError as e:
+    except (ValueError, FileNotFoundError, Locked) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     problems = check_params() if args.cmd == "check-params" else check_notebooks()

@@ -4,8 +4,9 @@ With ``XQG_DATA_MIRROR`` set (a folder laid out like ``../shared/data``) files a
 there; otherwise they are downloaded from the official hosts. Every file is written through a
 ``.part`` file (downloads resume from it with an HTTP Range request), parsed in full and its
 record count checked before it is renamed into place, so a corrupt or truncated file is named
-and never used. The SHA-256 of each verified file is kept in ``MANIFEST.json``; a later run
-re-checks it and refetches a file that changed.
+and never used. The SHA-256 of each verified file is kept in ``MANIFEST.json``, written only
+when every requested file is verified (``make`` waits for it; progress goes to
+``MANIFEST.partial.json``); a later run re-checks it and refetches a file that changed.
 
     python -m xqg.data.fetch [--datasets mlqa xquad xor-tydi] [--dest data/raw]
 """
@@ -161,7 +162,13 @@ def _obtain(spec: DataFile, dest_root: Path, mirror: Path | None) -> Path:
 def fetch(datasets: list[str], dest_root: Path, mirror: Path | None) -> dict[str, str]:
     """Fetch and verify the files of `datasets`; return {relative path: sha256}."""
     manifest_path = dest_root / "MANIFEST.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    # progress goes to a partial manifest; MANIFEST.json (what `make` waits for) is written only
+    # once every requested file is verified, so a failed fetch is retried, never taken as done
+    partial_path = dest_root / "MANIFEST.partial.json"
+    manifest = {}
+    for path in (manifest_path, partial_path):
+        if path.exists():
+            manifest.update(json.loads(path.read_text()))
     for name in datasets:
         if name not in CATALOGUE:
             raise ValueError(f"unknown dataset {name!r}; known: {', '.join(CATALOGUE)}")
@@ -180,8 +187,10 @@ def fetch(datasets: list[str], dest_root: Path, mirror: Path | None) -> dict[str
                 raise
             os.replace(part, target)
             manifest[spec.rel] = sha256(target)
-            write_json(manifest_path, manifest)
+            write_json(partial_path, manifest)
             print(f"ok   {spec.rel}")
+    write_json(manifest_path, manifest)
+    partial_path.unlink(missing_ok=True)
     return manifest
 
 

@@ -121,8 +121,11 @@ def fine_tune(
         optim.load_state_dict(state["optimizer"])
         step, history = state["step"], state["history"]
     best = min([h["dev_loss"] for h in history], default=float("inf"))
-    rng = random.Random(f"{args.seed}:{step}")
-    torch.manual_seed(args.seed + step)
+    rng = random.Random(f"{args.seed}:0")
+    torch.manual_seed(args.seed)
+    if step:  # continue both random streams where the checkpoint left them: a resumed run is identical
+        rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
     bar = tqdm(total=args.steps, initial=step, desc="fine-tune generator")
     while step < args.steps:
         gen.model.train()
@@ -157,7 +160,13 @@ def fine_tune(
                     gen.save(tmp)
             with atomic_dir(out / "last") as tmp:  # weights and trainer state together
                 gen.save(tmp)
-                state = {"optimizer": optim.state_dict(), "step": step, "history": history}
+                state = {
+                    "optimizer": optim.state_dict(),
+                    "step": step,
+                    "history": history,
+                    "rng": rng.getstate(),
+                    "torch_rng": torch.get_rng_state(),
+                }
                 torch.save(state, tmp / "trainer_state.pt")
     bar.close()
     return history

@@ -9,7 +9,6 @@ questions about the wrong passage.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -22,7 +21,7 @@ from tqdm.auto import tqdm
 from xqg.data.schema import Passage
 from xqg.generation.e5_generator import PAD, E5QuestionGenerator
 from xqg.generation.prompts import Triple
-from xqg.io import atomic_dir
+from xqg.io import atomic_dir, write_json
 from xqg.retrieval.dense import passage_text
 from xqg.retrieval.search import retrieve
 
@@ -153,8 +152,11 @@ def train_e5_generator(
         sched.load_state_dict(state["scheduler"])
         step, history = state["step"], state["history"]
         best = max([h["mean"] for h in history], default=-1.0)
-    rng = random.Random(f"{args.seed}:{step}")
-    torch.manual_seed(args.seed + step)
+    rng = random.Random(f"{args.seed}:0")
+    torch.manual_seed(args.seed)
+    if step:  # continue both random streams where the checkpoint left them: a resumed run is identical
+        rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
     bar = tqdm(total=args.steps, initial=step, desc="train generator")
     losses: list[float] = []
     while step < args.steps:
@@ -199,8 +201,10 @@ def train_e5_generator(
                     "scheduler": sched.state_dict(),
                     "step": step,
                     "history": history,
+                    "rng": rng.getstate(),
+                    "torch_rng": torch.get_rng_state(),
                 },
             )
     bar.close()
-    (out / "history.json").write_text(json.dumps({"args": asdict(args), "history": history}, indent=1))
+    write_json(out / "history.json", {"args": asdict(args), "history": history})
     return history

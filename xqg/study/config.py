@@ -17,10 +17,10 @@ import dataclasses
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import yaml
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from xqg.paths import PROJECT_ROOT
 
@@ -28,6 +28,19 @@ PARAMS = PROJECT_ROOT / "params"
 EXTENDS = "extends"
 
 C = TypeVar("C", bound="StepConfig")
+
+# Field types with their ranges, checked when a configuration loads (before any work).
+Count = Annotated[int, Field(ge=1)]  # at least one
+Amount = Annotated[int, Field(ge=0)]  # 0 means none (steps) or all (caps)
+Rate = Annotated[float, Field(gt=0)]  # learning rates, temperatures
+Share = Annotated[float, Field(ge=0, le=1)]  # fractions and alphas
+Dtype = Literal["float32", "bfloat16"]
+GeneratorKind = Literal["e5-decoder", "seq2seq"]
+Mode = Literal["sum", "mean"]  # how generated-query embeddings fold into a passage
+Training = Literal["zero-shot", "fine-tuned"]  # how an encoder was trained
+Severity = Annotated[float, Field(gt=0, le=1)]  # share of a query a perturbation changes
+Alphas = Annotated[list[Share], Field(min_length=1)]
+Modes = Annotated[list[Mode], Field(min_length=1)]
 
 
 def read_yaml(path: Path) -> dict:
@@ -100,8 +113,16 @@ class StepConfig:
     @classmethod
     def field_types(cls) -> dict[str, Any]:
         """{field name: type} with the annotations resolved."""
-        hints = typing.get_type_hints(cls)
+        hints = typing.get_type_hints(cls, include_extras=True)
         return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+    def params(self, *names: str) -> dict[str, Any]:
+        """{name: value} of the named fields (all fields when none are named)."""
+        fields = [f.name for f in dataclasses.fields(self)]
+        unknown = [n for n in names if n not in fields]
+        if unknown:
+            raise KeyError(f"{type(self).__name__} has no field {unknown}")
+        return {n: getattr(self, n) for n in (names or fields)}
 
     @classmethod
     def problems(cls, profile: str, params: Path = PARAMS, overrides: Mapping[str, Any] = ()) -> list[str]:
@@ -153,8 +174,29 @@ class StepConfig:
         return cls(**values)
 
 
+_BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+
+
 def type_name(typ: Any) -> str:
-    """A type as written in a config (`int`, `list[str]`)."""
-    return (
-        getattr(typ, "__name__", None) if typing.get_origin(typ) is None else str(typ).replace("typing.", "")
-    )
+    """A type as a reader of a parameter file thinks of it (`int >= 1`, `list[float in [0, 1]]`)."""
+    origin = typing.get_origin(typ)
+    if origin is Annotated:
+        base, *extras = typing.get_args(typ)
+        bound = {
+            k: getattr(m, k)
+            for e in extras
+            for m in getattr(e, "metadata", [])
+            for k in _BOUNDS
+            if hasattr(m, k)
+        }
+        low = next((("[" if k == "ge" else "(", bound[k]) for k in ("ge", "gt") if k in bound), None)
+        high = next(((bound[k], "]" if k == "le" else ")") for k in ("le", "lt") if k in bound), None)
+        if low and high:
+            return f"{type_name(base)} in {low[0]}{low[1]}, {high[0]}{high[1]}"
+        return " ".join([type_name(base), *(f"{_BOUNDS[k]} {v}" for k, v in bound.items())])
+    if origin is Literal:
+        return " | ".join(str(a) for a in typing.get_args(typ))
+    if origin is None:
+        return getattr(typ, "__name__", str(typ))
+    args = ", ".join(type_name(a) for a in typing.get_args(typ))
+    return f"{origin.__name__}[{args}]"

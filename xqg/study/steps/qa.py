@@ -16,10 +16,12 @@ import torch
 
 from xqg.io import read_json, write_csv, write_json
 from xqg.qa.reader import Reader
-from xqg.study.config import StepConfig, arg
+from xqg.study.checks import check_before_work
+from xqg.study.config import Amount, Count, Dtype, Rate, StepConfig, Training, arg
 from xqg.study.encoding import EmbeddingCache
 from xqg.study.named_models import OFFLINE_E5, TINY_ENCODERS, load_encoder
-from xqg.study.reading import ReadCache, answer_queries, load_reader, qa_scores
+from xqg.study.provenance import Recipe, claim, code_version, key_of
+from xqg.study.reading import answer_queries, load_reader, open_reads, qa_scores
 from xqg.study.systems import GOLD, evaluation_systems, tidy
 from xqg.study.workspace import Workspace
 from xqg.training.reader import ReaderTrainingArgs, qa_examples, train_reader
@@ -33,19 +35,32 @@ class Config(StepConfig):
     seed: int = arg("seed of the reader's initialisation and batches")
     encoder: str = arg("the retriever (as in step 05)")
     eval_benchmark: str = arg("benchmark name written into the results")
-    n_queries: int = arg("generated queries per language used by xQG")
+    n_queries: Count = arg("generated queries per language used by xQG")
     unseen_languages: list[str] = arg("RQ1: QA for the seen-only generator's systems too")
-    base_training: str = arg("how the encoder as loaded was trained")
-    encode_dtype: str = arg("the retriever's encoding dtype (as in step 05)")
+    base_training: Training = arg("how the encoder as loaded was trained")
+    encode_dtype: Dtype = arg("the retriever's encoding dtype (as in step 05)")
     reader_model: str = arg("encoder for a fresh span head, or a Hugging Face QA model name/path")
-    reader_steps: int = arg("reader training steps, 0 to use a QA model as it is")
-    reader_batch_size: int = arg("training examples per step")
-    reader_lr: float = arg("AdamW learning rate")
-    reader_layers: int = arg("keep only the encoder's lowest layers (0 for all)")
-    reader_max_length: int = arg("tokens per read (question + passage window)")
-    reader_dtype: str = arg("float32 or bfloat16 (CPU autocast) for training and reading")
-    qa_top_k: int = arg("passages the reader reads per question")
-    read_batch_size: int = arg("(question, passage) pairs per forward pass")
+    reader_steps: Amount = arg("reader training steps, 0 to use a QA model as it is")
+    reader_batch_size: Count = arg("training examples per step")
+    reader_lr: Rate = arg("AdamW learning rate")
+    reader_layers: Amount = arg("keep only the encoder's lowest layers (0 for all)")
+    reader_max_length: Count = arg("tokens per read (question + passage window)")
+    reader_dtype: Dtype = arg("float32 or bfloat16 (CPU autocast) for training and reading")
+    qa_top_k: Count = arg("passages the reader reads per question")
+    read_batch_size: Count = arg("(question, passage) pairs per forward pass")
+
+
+# the parameters the trained reader depends on
+READER_PARAMS = (
+    "seed",
+    "reader_model",
+    "reader_steps",
+    "reader_batch_size",
+    "reader_lr",
+    "reader_layers",
+    "reader_max_length",
+    "reader_dtype",
+)
 
 
 def build_reader(ws: Workspace, config: Config) -> dict:
@@ -55,6 +70,8 @@ def build_reader(ws: Workspace, config: Config) -> dict:
     span head, or a Hugging Face QA model by name or path, fine-tuned for `reader_steps` (0: used
     as is)."""
     c = config
+    inputs = {"data": key_of(ws.data, "01_data")}
+    claim(ws.reader_dir, Recipe(code_version(__name__), c.params(*READER_PARAMS), inputs))
     if ws.reader_checkpoint.exists() and ws.reader_record.exists():
         return read_json(ws.reader_record)
     torch.manual_seed(c.seed)  # the fresh span head is drawn from torch's global generator
@@ -73,8 +90,6 @@ def build_reader(ws: Workspace, config: Config) -> dict:
         )
         history = train_reader(reader, examples, args)
     reader.save(ws.reader_checkpoint)
-    if ws.reads.exists():
-        ws.reads.unlink()  # reads of an earlier reader
     info = {
         "model": c.reader_model,
         "steps": c.reader_steps,
@@ -90,12 +105,13 @@ def run(workspace: Workspace, config: Config) -> dict:
     """Train (or reuse) the reader, then EM/F1 of every test system of step 05 and of the
     gold-passage upper bound on the test queries; writes metrics_qa.csv, per_query_qa.csv.gz and
     predictions_qa.csv.gz. Returns the reader's training record and counts."""
+    check_before_work(workspace, config)
     c, ws = config, workspace
     training = build_reader(ws, c)
     cache = EmbeddingCache(ws, c.encode_dtype)
     test = [q for q in ws.queries("eval") if q.answers]
     reader = load_reader(ws, c.reader_max_length)
-    reads = ReadCache(ws.reads)
+    reads = open_reads(ws, c.reader_max_length, c.reader_dtype, c.read_batch_size)
     systems = [
         s
         for t in ws.trainings(c.base_training)

@@ -19,7 +19,8 @@ import pandas as pd
 from xqg.data.schema import Query
 from xqg.io import write_csv, write_json
 from xqg.retrieval.search import write_trec_qrels, write_trec_run
-from xqg.study.config import StepConfig, arg
+from xqg.study.checks import check_before_work
+from xqg.study.config import Alphas, Count, Dtype, Modes, StepConfig, Training, arg
 from xqg.study.encoding import EmbeddingCache
 from xqg.study.systems import System, evaluation_systems, tidy
 from xqg.study.workspace import Workspace
@@ -32,14 +33,14 @@ class Config(StepConfig):
     STEP = "05_retrieve"
     encoder: str = arg("the encoder as loaded (a retriever step 04 trained is scored as well)")
     eval_benchmark: str = arg("benchmark name written into the results")
-    n_queries: int = arg("generated queries per language used by xQG (the ablation runs 1..n)")
-    alphas: list[float] = arg("alpha sweep")
-    modes: list[str] = arg("sum (the authors' code) or mean of the query embeddings")
+    n_queries: Count = arg("generated queries per language used by xQG (the ablation runs 1..n)")
+    alphas: Alphas = arg("alpha sweep")
+    modes: Modes = arg("sum (the authors' code) or mean of the query embeddings")
     select_metric: str = arg("metric that picks alpha on the tuning queries")
     measures: list[str] = arg("gold-passage measures")
-    token_budgets: list[int] = arg("R@kt budgets (answer in the first k tokens)")
-    base_training: str = arg("how the encoder as loaded was trained (zero-shot or fine-tuned)")
-    encode_dtype: str = arg("float32 or bfloat16 (CPU autocast) for the retriever's encoding")
+    token_budgets: list[Count] = arg("R@kt budgets (answer in the first k tokens)")
+    base_training: Training = arg("how the encoder as loaded was trained (zero-shot or fine-tuned)")
+    encode_dtype: Dtype = arg("float32 or bfloat16 (CPU autocast) for the retriever's encoding")
     unseen_languages: list[str] = arg("RQ1: score the seen-only generator's queries too")
 
 
@@ -82,6 +83,7 @@ def run(workspace: Workspace, config: Config) -> dict:
     """Alpha sweep on the tuning queries, then baseline vs xQG, the n ablation and (RQ1) the
     seen-only generator on the test queries. `base_training` labels the encoder as loaded
     ("fine-tuned" for a released xDR checkpoint); a model step 04 trained is scored as well."""
+    check_before_work(workspace, config)
     c = config
     cache = EmbeddingCache(workspace, c.encode_dtype)
     tuning = workspace.queries("tuning")

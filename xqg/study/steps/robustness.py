@@ -20,9 +20,10 @@ import pandas as pd
 from xqg.data.perturb import FAMILIES, load_dictd, perturb
 from xqg.data.splits import sample_queries
 from xqg.io import write_csv
-from xqg.study.config import StepConfig, arg
+from xqg.study.checks import check_before_work
+from xqg.study.config import Amount, Count, Dtype, Severity, StepConfig, Training, arg
 from xqg.study.encoding import EmbeddingCache
-from xqg.study.reading import ReadCache, answer_queries, load_reader, qa_scores
+from xqg.study.reading import answer_queries, load_reader, open_reads, qa_scores
 from xqg.study.systems import System, tidy, xqg_choice
 from xqg.study.workspace import Workspace
 
@@ -35,18 +36,18 @@ class Config(StepConfig):
     seed: int = arg("seed of the subsample and of every perturbation")
     encoder: str = arg("the retriever (as in step 05)")
     eval_benchmark: str = arg("benchmark name written into the results")
-    n_queries: int = arg("generated queries per language used by xQG")
-    base_training: str = arg("how the encoder as loaded was trained")
-    encode_dtype: str = arg("the retriever's encoding dtype (as in step 05)")
+    n_queries: Count = arg("generated queries per language used by xQG")
+    base_training: Training = arg("how the encoder as loaded was trained")
+    encode_dtype: Dtype = arg("the retriever's encoding dtype (as in step 05)")
     perturbation_families: list[str] = arg("families swept (xqg.data.perturb.FAMILIES)")
-    perturbation_severities: list[float] = arg("share of letters or words changed, in (0, 1]")
-    robustness_queries_per_language: int = arg("test questions perturbed per language (0 for all)")
-    qa_top_k: int = arg("passages the reader reads per question (as in step 06)")
+    perturbation_severities: list[Severity] = arg("share of letters or words changed, in (0, 1]")
+    robustness_queries_per_language: Amount = arg("test questions perturbed per language (0 for all)")
+    qa_top_k: Count = arg("passages the reader reads per question (as in step 06)")
     measures: list[str] = arg("gold-passage measures")
-    token_budgets: list[int] = arg("R@kt budgets")
-    reader_max_length: int = arg("as in step 06")
-    reader_dtype: str = arg("as in step 06")
-    read_batch_size: int = arg("(question, passage) pairs per forward pass")
+    token_budgets: list[Count] = arg("R@kt budgets")
+    reader_max_length: Count = arg("as in step 06")
+    reader_dtype: Dtype = arg("as in step 06")
+    read_batch_size: Count = arg("(question, passage) pairs per forward pass")
     dictionary_dir: str = arg("FreeDict dictd files for code_switch")
 
 
@@ -105,6 +106,7 @@ def run(workspace: Workspace, config: Config) -> dict:
     """Metrics of the clean and perturbed subsample, without and with xQG; writes
     metrics_robustness.csv, per_query_robustness.csv.gz, perturbation_samples.csv and
     perturbation_coverage.csv."""
+    check_before_work(workspace, config)
     c, ws = config, workspace
     families, severities = c.perturbation_families, c.perturbation_severities
     unknown = [f for f in families if f not in FAMILIES]
@@ -126,7 +128,7 @@ def run(workspace: Workspace, config: Config) -> dict:
     languages = sorted({q.language for q in sample})
     dicts, coverage = dictionaries(languages if "code_switch" in families else [], c.dictionary_dir)
     reader = load_reader(ws, c.reader_max_length)
-    reads = ReadCache(ws.reads)
+    reads = open_reads(ws, c.reader_max_length, c.reader_dtype, c.read_batch_size)
     variants = [("none", 0.0, sample)] + [
         (f, s, perturbed_queries(sample, f, s, c.seed, dicts)) for f in families for s in severities
     ]

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from xqg.generation.e5_generator import build_generator, param_count
 from xqg.generation.seq2seq import Seq2SeqGenerator, Seq2SeqTrainingArgs, fine_tune
 from xqg.generation.train_e5 import GeneratorTrainingArgs, train_e5_generator
-from xqg.study.config import StepConfig, arg
+from xqg.study.checks import check_before_work
+from xqg.study.config import Amount, Count, GeneratorKind, Rate, StepConfig, arg
 from xqg.study.generators import check_kind, generator_variants
 from xqg.study.named_models import encoder_path, generator_path
+from xqg.study.provenance import Recipe, claim, code_version, key_of
 from xqg.study.workspace import Workspace
 
 
@@ -26,19 +28,20 @@ class Config(StepConfig):
 
     STEP = "02_train_generator"
     seed: int = arg("seed of initialisation and batches")
-    generator_kind: str = arg("e5-decoder | seq2seq")
+    generator_kind: GeneratorKind = arg("e5-decoder | seq2seq")
     generator_model: str = arg("e5 encoder (e5-decoder) or seq2seq name/path; tiny-mt5 for smoke")
-    generator_steps: int = arg("optimisation steps (seq2seq: 0 uses a released checkpoint as it is)")
-    generator_batch_size: int = arg("triples per step")
-    generator_lr: float = arg("AdamW learning rate")
-    generator_eval_every: int = arg("steps between checkpoint evaluations")
-    decoder_layers: int = arg("e5-decoder: decoder layers, copied from e5's top layers", default=2)
+    generator_steps: Amount = arg("optimisation steps (seq2seq: 0 uses a released checkpoint as it is)")
+    generator_batch_size: Count = arg("triples per step")
+    generator_lr: Rate = arg("AdamW learning rate")
+    generator_eval_every: Count = arg("steps between checkpoint evaluations")
+    decoder_layers: Count = arg("e5-decoder: decoder layers, copied from e5's top layers", default=2)
     copy_gate: bool = arg("e5-decoder: learned bonus for the passage's own pieces", default=True)
     unseen_languages: list[str] = arg("RQ1: languages a second (seen-only) generator never trains on")
 
 
 def run(workspace: Workspace, config: Config) -> dict[str, dict]:
     """Train every variant: {variant: {"history": [...], "parameters": n, ...}}."""
+    check_before_work(workspace, config)
     check_kind(config.generator_kind)
     languages = sorted({t.language for t in workspace.triples()})
     out = {}
@@ -53,9 +56,12 @@ def train_generator(
     ws: Workspace, config: Config, variant: str = "full", train_languages: Sequence[str] | None = None
 ) -> dict:
     """Build or load one generator and train it on the triples of `train_languages` (all when None)."""
+    out = ws.generator_dir(variant)
+    inputs = {"data": key_of(ws.data, "01_data")}
+    languages = {"variant": variant, "train_languages": train_languages}
+    claim(out, Recipe(code_version(__name__), {**config.params(), **languages}, inputs))
     every = ws.triples()
     train = [t for t in every if train_languages is None or t.language in train_languages]
-    out = ws.generator_dir(variant)
     schedule = {  # what both kinds of training take from the configuration
         "output_dir": str(out),
         "steps": config.generator_steps,

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 from xqg.retrieval.dense import passage_text
 from xqg.retrieval.search import ranked_ids, retrieve
-from xqg.study.config import StepConfig, arg
+from xqg.study.checks import check_before_work
+from xqg.study.config import Amount, Count, Rate, StepConfig, arg
 from xqg.study.named_models import load_encoder
+from xqg.study.provenance import Recipe, claim, code_version, key_of
 from xqg.study.workspace import Workspace
 from xqg.training.dense_retriever import TrainExample, TrainingArgs, mine_hard_negatives, train
 
@@ -24,19 +26,25 @@ class Config(StepConfig):
     STEP = "04_train_retriever"
     seed: int = arg("seed of negatives and batches")
     encoder: str = arg("encoder to start from")
-    retriever_steps: int = arg("optimisation steps, 0 for none")
-    retriever_batch_size: int = arg("queries per batch")
-    n_negatives: int = arg("hard negatives per query")
-    negative_depth: int = arg("negatives are sampled from this many top passages")
-    retriever_lr: float = arg("AdamW learning rate")
-    temperature: float = arg("softmax temperature (1 for dot-product models, ~0.01 for e5)")
-    query_max_len: int = arg("query tokens")
-    passage_max_len: int = arg("passage tokens")
+    retriever_steps: Amount = arg("optimisation steps, 0 for none")
+    retriever_batch_size: Count = arg("queries per batch")
+    n_negatives: Amount = arg("hard negatives per query")
+    negative_depth: Count = arg("negatives are sampled from this many top passages")
+    retriever_lr: Rate = arg("AdamW learning rate")
+    temperature: Rate = arg("softmax temperature (1 for dot-product models, ~0.01 for e5)")
+    query_max_len: Count = arg("query tokens")
+    passage_max_len: Count = arg("passage tokens")
 
 
 def run(workspace: Workspace, config: Config) -> dict:
     """Mine hard negatives with the zero-shot encoder, then train; ``retriever_steps: 0`` skips."""
+    check_before_work(workspace, config)
     c = config
+    # a retriever trained under other parameters is removed, even when this run trains none
+    claim(
+        workspace.retriever_dir,
+        Recipe(code_version(__name__), c.params(), {"data": key_of(workspace.data, "01_data")}),
+    )
     if c.retriever_steps == 0:
         return {"trained": False}
     passages = workspace.passages(workspace.train_collection)

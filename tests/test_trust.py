@@ -1,0 +1,432 @@
+"""Results that survive edits, kills and typos: recipes on artefacts, identical resumes,
+misconfiguration refused before work, the profile lock, kernels that die with their run, and
+evaluators that reject nonsense."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import roots_env
+
+from xqg import evaluate
+from xqg.generation.prompts import prompt, triples
+from xqg.io import atomic_dir
+from xqg.lock import Locked, exclusive
+from xqg.study import checks
+from xqg.study.provenance import Recipe, claim, key_of, recipe_file
+from xqg.study.workspace import Workspace
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def copy_workspace(smoke_run: Path, dest: Path, ignore: tuple[str, ...] = ()) -> Workspace:
+    """A private copy of the finished smoke run's work folder."""
+    shutil.copytree(smoke_run / "work" / "smoke", dest / "work", ignore=shutil.ignore_patterns(*ignore))
+    return Workspace("smoke", dest / "work", dest / "results", dest / "figures")
+
+
+# --- 1. artefacts carry their recipe --------------------------------------------------------------
+def test_claim_keeps_the_same_recipe_and_rebuilds_any_other(tmp_path, capsys):
+    art = tmp_path / "model"
+    first = Recipe("code-1", {"lr": 0.001, "steps": 4}, {"data": "k1"})
+    key = claim(art, first)
+    art.mkdir()
+    (art / "weights").write_text("trained")
+    assert claim(art, Recipe("code-1", {"steps": 4, "lr": 0.001}, {"data": "k1"})) == key  # order-free
+    assert (art / "weights").exists() and key_of(art, "02") == key
+    claim(art, Recipe("code-1", {"lr": 0.0005, "steps": 4}, {"data": "k2"}))
+    assert not art.exists()
+    assert "lr 0.001 -> 0.0005; input data" in capsys.readouterr().out
+    art.write_text("made before recipes existed")
+    recipe_file(art).unlink()
+    claim(art, first)
+    assert not art.exists()  # no record: rebuilt, never trusted
+    with pytest.raises(FileNotFoundError, match="run step 02_train_generator first"):
+        key_of(art, "02_train_generator")
+
+
+def test_a_changed_parameter_rebuilds_exactly_what_it_affects(smoke_run, tmp_path):
+    """Before recipes, changed generator_lr, top_k or reader_steps reran the steps but reused the
+    old checkpoint, queries and reader: nothing changed."""
+    from xqg.study.encoding import EmbeddingCache
+    from xqg.study.steps import generate, qa, train_generator
+
+    ws = copy_workspace(smoke_run, tmp_path)
+    best = ws.generator_checkpoint() / "model.safetensors"
+    seen_only = ws.generator_checkpoint("seen-only") / "model.safetensors"
+    queries, reader = ws.generated_queries(), ws.reader_checkpoint / "model.safetensors"
+    cache = EmbeddingCache(ws)
+    generated = ws.embeddings_dir("tiny-xlm-roberta", "zero-shot", "float32") / "generated.npz"
+    before = {p: (digest(p), p.stat().st_mtime_ns) for p in (best, seen_only, queries, reader, generated)}
+
+    train_generator.run(ws, train_generator.Config.load("smoke"))  # same parameters: all reused
+    assert (digest(best), best.stat().st_mtime_ns) == before[best]
+
+    train_generator.run(ws, train_generator.Config.load("smoke", {"generator_lr": 5e-4}))
+    assert digest(best) != before[best][0] and digest(seen_only) != before[seen_only][0]
+    generate.generate(ws, generate.Config.load("smoke"))  # a new generator: new queries
+    assert digest(queries) != before[queries][0]
+    cache.generated("tiny-xlm-roberta")  # new queries: new embeddings
+    assert digest(generated) != before[generated][0]
+
+    after_lr = (digest(queries), queries.stat().st_mtime_ns)
+    generate.generate(ws, generate.Config.load("smoke", {"encode_dtype": "bfloat16"}))  # not a query input
+    assert (digest(queries), queries.stat().st_mtime_ns) == after_lr
+    generator_now = digest(best)
+    generate.generate(ws, generate.Config.load("smoke", {"top_k": 3}))
+    assert digest(queries) != after_lr[0] and digest(best) == generator_now  # the generator is kept
+
+    qa.build_reader(ws, qa.Config.load("smoke", {"reader_steps": 5}))
+    assert (
+        digest(reader) != before[reader][0] and len(json.loads(ws.reader_record.read_text())["history"]) == 5
+    )
+    assert not ws.reads.exists()  # the old reader's answers went with it
+
+
+# --- 2. a killed step 02 resumes to the same result ---------------------------------------------
+class _Killed(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _dies_after_first_checkpoint(path):
+    """`atomic_dir` that kills the run right after the first ``last`` checkpoint is complete."""
+    with atomic_dir(path) as tmp:
+        yield tmp
+    if Path(path).name == "last":
+        raise _Killed
+
+
+def _same_weights(a: Path, b: Path) -> None:
+    """The checkpoints in folders `a` and `b` hold equal tensors."""
+    from safetensors.torch import load_file
+
+    checked = 0
+    for path in sorted(a.iterdir()):
+        if path.suffix == ".safetensors":
+            left, right = load_file(str(path)), load_file(str(b / path.name))
+        elif path.name == "decoder.pt":
+            left, right = torch.load(path), torch.load(b / path.name)
+        else:
+            continue
+        assert left.keys() == right.keys() and all(torch.equal(left[k], right[k]) for k in left), path
+        checked += 1
+    assert checked
+
+
+def test_a_killed_seq2seq_fine_tune_resumes_to_the_uninterrupted_result(
+    small_texts, mlqa, tmp_path, monkeypatch
+):
+    from xqg.generation import seq2seq
+    from xqg.models.tiny import tiny_mt5
+
+    tiny_mt5(small_texts + [prompt(lang, "t", "p") for lang in ("de", "zh")], tmp_path / "mt5")
+    tr = triples(mlqa, ["de", "zh"])[:24]
+
+    def fine_tune(out: str, draws: int):
+        gen = seq2seq.Seq2SeqGenerator.from_pretrained(tmp_path / "mt5")
+        torch.rand(draws)  # whatever ran before in the process
+        args = seq2seq.Seq2SeqTrainingArgs(
+            output_dir=str(tmp_path / out),
+            steps=6,
+            batch_size=8,
+            micro_batch=4,
+            learning_rate=1e-3,
+            eval_every=2,
+        )
+        return seq2seq.fine_tune(gen, tr, tr[:4], args)
+
+    whole = fine_tune("whole", 0)
+    with monkeypatch.context() as m:
+        m.setattr(seq2seq, "atomic_dir", _dies_after_first_checkpoint)
+        with pytest.raises(_Killed):
+            fine_tune("killed", 3)
+    assert torch.load(tmp_path / "killed" / "last" / "trainer_state.pt", weights_only=False)["step"] == 2
+    assert fine_tune("killed", 5) == whole
+    _same_weights(tmp_path / "whole" / "last", tmp_path / "killed" / "last")
+    _same_weights(tmp_path / "whole" / "best", tmp_path / "killed" / "best")
+
+
+def test_a_killed_e5_generator_training_resumes_to_the_uninterrupted_result(
+    small_texts, mlqa, tmp_path, monkeypatch
+):
+    from xqg.data.schema import Passage
+    from xqg.generation import train_e5
+    from xqg.generation.e5_generator import build_generator
+    from xqg.models.tiny import tiny_encoder
+
+    enc = tiny_encoder(small_texts, "bert", seed=0)
+    tr = triples(mlqa, ["de", "zh"])[:24]
+    held = [Passage(t.passage_id, t.title, t.passage) for t in tr[:4]]
+
+    def train(out: str, draws: int):
+        texts = [t.question for t in tr] + [f"{t.title} {t.passage}" for t in tr]
+        gen = build_generator("tiny", ["de", "zh"], texts, n_layers=1, encoder=enc, seed=0)
+        torch.rand(draws)
+        args = train_e5.GeneratorTrainingArgs(
+            output_dir=str(tmp_path / out), steps=6, batch_size=8, eval_every=2, learning_rate=1e-3,
+            warmup_steps=1, max_new_tokens=6,
+        )  # fmt: skip
+        return train_e5.train_e5_generator(gen, tr, held, held, args)
+
+    whole = train("whole", 0)
+    with monkeypatch.context() as m:
+        m.setattr(train_e5, "atomic_dir", _dies_after_first_checkpoint)
+        with pytest.raises(_Killed):
+            train("killed", 3)
+    assert train("killed", 5) == whole
+    _same_weights(tmp_path / "whole" / "last", tmp_path / "killed" / "last")
+
+
+# --- 3. clean runs agree byte for byte --------------------------------------------------------------
+def test_step_06_rerun_from_scratch_writes_the_same_metrics_bytes(smoke_run, tmp_path):
+    from xqg.study.steps import qa
+
+    ws = copy_workspace(smoke_run, tmp_path, ignore=("reader", "reader.recipe.json"))
+    qa.run(ws, qa.Config.load("smoke"))
+    for name in ("metrics_qa.csv", "per_query_qa.csv.gz", "predictions_qa.csv.gz"):
+        assert digest(ws.result(name)) == digest(smoke_run / "results" / "smoke" / name), name
+
+
+# --- 4. misconfiguration is refused before any work -------------------------------------------------
+@pytest.mark.parametrize(
+    ("step", "overrides", "message"),
+    [
+        (
+            "05_retrieve",
+            {"alphas": [-0.5, 0.1]},
+            "'alphas[0]' = [-0.5, 0.1]: Input should be greater than or equal to 0",
+        ),
+        ("05_retrieve", {"modes": ["avg"]}, "Input should be 'sum' or 'mean'"),
+        ("03_generate", {"n_queries": "two"}, "'n_queries' = 'two': Input should be a valid integer"),
+        ("03_generate", {"n_queries": 0}, "greater than or equal to 1"),
+        ("07_robustness", {"perturbation_severities": [0.0]}, "greater than 0"),
+        ("06_qa", {"reader_dtype": "fp16"}, "Input should be 'float32' or 'bfloat16'"),
+    ],
+)
+def test_values_out_of_range_are_named(step, overrides, message):
+    from xqg.study.steps import step_config
+
+    with pytest.raises(ValueError) as err:
+        step_config(step).load("smoke", overrides)
+    assert message in str(err.value) and "<overrides>" in str(err.value)
+
+
+def test_n_queries_above_what_was_generated_is_refused_before_work(smoke_run, tmp_path):
+    from xqg.study.steps import retrieve
+
+    ws = copy_workspace(smoke_run, tmp_path)
+    with pytest.raises(ValueError, match=r"'n_queries' = 5, but step 03 generated 2 per passage"):
+        retrieve.run(ws, retrieve.Config.load("smoke", {"n_queries": 5}))
+    assert not ws.results.exists()  # nothing was written
+
+
+def test_an_unknown_model_is_named_at_once(smoke_run, tmp_path, monkeypatch):
+    from xqg.study.steps import retrieve
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert "not in the Hugging Face cache" in checks.model_problem("nobody/no-such-model")
+    assert checks.model_problem("./models/nope") == "no model folder ./models/nope"
+    assert checks.model_problem("tiny-xlm-roberta") is None
+    ws = copy_workspace(smoke_run, tmp_path)
+    start = time.monotonic()
+    with pytest.raises(ValueError, match=r"<overrides>: 'encoder': nobody/no-such-model is not in"):
+        retrieve.run(ws, retrieve.Config.load("smoke", {"encoder": "nobody/no-such-model"}))
+    assert time.monotonic() - start < 5
+
+
+def test_a_missing_dictionary_stops_robustness_before_any_work(smoke_run, tmp_path):
+    from xqg.study.steps import robustness
+
+    ws = copy_workspace(smoke_run, tmp_path)
+    with pytest.raises(FileNotFoundError, match="dict-freedict-deu-eng"):
+        robustness.run(ws, robustness.Config.load("smoke", {"dictionary_dir": str(tmp_path / "none")}))
+    assert not ws.results.exists()
+
+
+# --- 6. and 7. kills leave nothing running; one run per profile --------------------------------------
+def _alive(pid: int) -> bool:
+    """A process that runs (a zombie waiting for a reaper is dead)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_guarded_kernel_dies_with_its_parent(tmp_path):
+    """The kernel of a killed pipeline run used to go on writing for up to a second."""
+    pid_file = tmp_path / "child"
+    child_code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    guarded = [sys.executable, "-m", "xqg.kernel_guard", "--", sys.executable, "-c", child_code]
+    script = tmp_path / "parent.py"
+    script.write_text(
+        f"import subprocess, time\nsubprocess.Popen({guarded!r}, start_new_session=True)\ntime.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(script)])
+    for _ in range(100):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    parent.kill()
+    parent.wait()
+    for _ in range(20):
+        if not _alive(child):
+            return
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail("the guarded child outlived its parent by a second")
+
+
+def test_a_second_run_of_a_profile_is_refused_naming_the_first(tmp_path):
+    env = {**os.environ, **roots_env(tmp_path)}
+    with exclusive(tmp_path / "work" / "smoke" / ".lock", "profile 'smoke'"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "xqg.pipeline", "run", "01_data", "--profile", "smoke"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        with (
+            pytest.raises(Locked, match=f"pid {os.getpid()}"),
+            exclusive(tmp_path / "work" / "smoke" / ".lock", "profile 'smoke'"),
+        ):
+            pass
+    assert proc.returncode == 2
+    assert f"profile 'smoke' is in use by pid {os.getpid()}" in proc.stderr
+    assert not (tmp_path / "work" / "smoke" / "data").exists()
+
+
+def test_a_failed_step_replaces_its_notebook_and_leaves_no_partial_files(tmp_path):
+    runs = tmp_path / "runs" / "smoke"
+    runs.mkdir(parents=True)
+    (runs / "01_data.ipynb").write_text("{}")  # the last successful run's notebook
+    (runs / ".01_data.running.12345.ipynb").write_text("{")  # left by a killed run
+    (runs / ".01_data.ipynb.abc.tmp").write_text("{")
+    (tmp_path / "no-data").mkdir()
+    proc = subprocess.run(  # no benchmark files: step 01 fails inside its notebook
+        [sys.executable, "-m", "xqg.pipeline", "run", "01_data", "--profile", "smoke"],
+        env={**os.environ, **roots_env(tmp_path), "XQG_DATA_DIR": str(tmp_path / "no-data")},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0
+    assert sorted(p.name for p in runs.iterdir()) == ["01_data.ipynb"]
+    failed = json.loads((runs / "01_data.ipynb").read_text())
+    errors = [o for c in failed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert errors and errors[0]["ename"] == "FileNotFoundError"
+
+
+def test_a_step_whose_inputs_are_missing_exits_2_with_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "xqg.pipeline", "run", "05_retrieve", "--profile", "smoke"],
+        env={**os.environ, **roots_env(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "queries.jsonl: missing or made without a recipe; run step 03_generate first" in proc.stderr
+    assert not (tmp_path / "runs" / "smoke" / "05_retrieve.ipynb").exists()
+
+
+# --- 8. evaluators reject nonsense --------------------------------------------------------------------
+XOR_DEV = [
+    {"id": "1", "question": "q", "answers": ["Paris"], "lang": "fi"},
+    {"id": "2", "question": "q", "answers": ["Rome"], "lang": "ja"},
+    {"id": "3", "question": "q", "answers": ["Oslo"], "lang": "ja"},
+]
+
+
+def _xor(tmp_path: Path, preds, partial: bool = False):
+    data, pred = tmp_path / "dev.jsonl", tmp_path / "pred.json"
+    data.write_text("\n".join(json.dumps(r) for r in XOR_DEV))
+    pred.write_text(json.dumps(preds))
+    return evaluate.evaluate_xor(str(data), str(pred), [2000], partial)
+
+
+def _ctx(qid: str, ctxs, lang: str | None = None) -> dict:
+    return {"id": qid, "ctxs": ctxs, **({"lang": lang} if lang else {})}
+
+
+@pytest.mark.parametrize(
+    ("preds", "message"),
+    [
+        ([], "no predictions"),
+        ({"1": ["in Paris"]}, "expected a JSON list"),
+        ([_ctx("1", "in Paris")], r"item 0 \(id 1\): field 'ctxs' must be a list of passages, got a str"),
+        ([_ctx("1", [{"title": "t"}])], r"ctxs\[0\] must be a passage text"),
+        ([_ctx("1", ["x"]), _ctx("1", ["y"])], "a second prediction"),
+        ([{"ctxs": []}], "item 0: field 'id' missing"),
+        ([_ctx(q, ["x"]) for q in ("1", "2", "3", "99")], r"1 predictions for questions not in .*'99'"),
+        ([_ctx("1", ["x"])], r"no prediction for 2 of the 3 questions .*--partial"),
+        ([_ctx("1", ["x"], "ja"), _ctx("2", ["x"]), _ctx("3", ["x"])], "field 'lang' is 'ja', but"),
+    ],
+)
+def test_xor_retrieve_refuses_bad_predictions(tmp_path, preds, message):
+    with pytest.raises(ValueError, match=message):
+        _xor(tmp_path, preds)
+
+
+def test_xor_retrieve_scores_a_partial_file_only_when_asked(tmp_path, capsys):
+    got = _xor(tmp_path, [_ctx("1", ["in Paris"]), _ctx("2", ["in Oslo"])], partial=True)
+    assert got["R@2kt"] == {"fi": 100.0, "ja": 0.0, "macro": 50.0}
+    assert "1 of 3 questions" in capsys.readouterr().err
+
+
+MLQA = {"data": [{"title": "t", "paragraphs": [{"context": "c", "qas": [
+    {"id": "a", "question": "q", "answers": [{"text": "Paris", "answer_start": 0}]},
+    {"id": "b", "question": "q", "answers": [{"text": "red dog", "answer_start": 0}]},
+]}]}]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("dataset", "preds", "message"),
+    [
+        (MLQA, ["Paris", "red dog"], "expected a JSON object"),
+        (MLQA, {"a": None, "b": "x"}, "question 'a': the answer must be a string, got None"),
+        (MLQA, {"a": 3, "b": "x"}, "got 3"),
+        (MLQA, {"a": "Paris", "b": "x", "zz": "y"}, r"1 predictions for questions not in .*'zz'"),
+        (MLQA, {"a": "Paris"}, r"no prediction for 1 of the 2 questions .*--partial"),
+        ({"a": "Paris", "b": "x"}, MLQA, r"not an MLQA/SQuAD dataset.*swapped"),
+        ({"data": []}, {}, "no questions"),
+        ({"data": [{"title": "t"}]}, {}, "malformed SQuAD structure"),
+    ],
+)
+def test_mlqa_refuses_bad_input(tmp_path, dataset, preds, message):
+    (tmp_path / "d.json").write_text(json.dumps(dataset))
+    (tmp_path / "p.json").write_text(json.dumps(preds))
+    with pytest.raises(ValueError, match=message):
+        evaluate.evaluate_mlqa(str(tmp_path / "d.json"), str(tmp_path / "p.json"), "en")
+
+
+def test_evaluator_cli_exits_2_naming_the_file(tmp_path):
+    (tmp_path / "d.json").write_text(json.dumps(MLQA))
+    (tmp_path / "p.json").write_text(json.dumps({"a": "Paris"}))
+    cmd = [
+        sys.executable,
+        "-m",
+        "xqg.evaluate",
+        "mlqa",
+        str(tmp_path / "d.json"),
+        str(tmp_path / "p.json"),
+        "en",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 2 and f"{tmp_path / 'p.json'}: no prediction for 1" in proc.stderr
+    proc = subprocess.run([*cmd, "--partial"], capture_output=True, text=True, check=True)
+    assert json.loads(proc.stdout) == {"exact_match": 50.0, "f1": 50.0}
