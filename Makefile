@@ -10,7 +10,7 @@ RUNS    := runs/$(PROFILE)
 STEPS   := 01_data 02_train_generator 03_generate 04_train_retriever 05_retrieve 06_qa 07_robustness 08_analysis
 
 .DEFAULT_GOAL := help
-.PHONY: help venv data reproduce figures lab test lint clean FORCE $(STEPS)
+.PHONY: help venv data reproduce figures lab test lint clean params-ok FORCE $(STEPS)
 FORCE:
 .PRECIOUS: $(WORK)/.fingerprint/%
 
@@ -51,7 +51,12 @@ $(WORK)/08_analysis.done:        $(WORK)/05_retrieve.done $(WORK)/06_qa.done $(W
 $(WORK)/.fingerprint/%: FORCE | $(VENV)
 	+@$(PYTHON) -m xqg.pipeline fingerprint $* --profile $(PROFILE) --out $@
 
-$(WORK)/%.done: notebooks/%.ipynb $(WORK)/.fingerprint/% | $(VENV)
+# Every step's parameters are checked before the first step runs (a typo in 05's file must not
+# cost a rerun of 01-04 first).
+params-ok: | $(VENV)
+	@$(PYTHON) -m xqg.pipeline check-params $(PROFILE)
+
+$(WORK)/%.done: notebooks/%.ipynb $(WORK)/.fingerprint/% | $(VENV) params-ok
 	@echo "== $* [$(PROFILE)] $$(date +%T)"; start=$$(date +%s); \
 	mkdir -p $(RUNS) $(WORK); \
 	$(PYTHON) -m xqg.pipeline run $* --profile $(PROFILE) && \

@@ -430,3 +430,17 @@ def test_evaluator_cli_exits_2_naming_the_file(tmp_path):
     assert proc.returncode == 2 and f"{tmp_path / 'p.json'}: no prediction for 1" in proc.stderr
     proc = subprocess.run([*cmd, "--partial"], capture_output=True, text=True, check=True)
     assert json.loads(proc.stdout) == {"exact_match": 50.0, "f1": 50.0}
+
+
+def test_make_checks_every_steps_parameters_before_the_first_step(tmp_path):
+    """A bad value in a later step's file used to cost a rerun of the steps before it."""
+    params = tmp_path / "params"
+    shutil.copytree(Path("params"), params)
+    common = params / "smoke" / "common.yml"
+    common.write_text(common.read_text().replace("n_queries: 2", 'n_queries: "two"'))
+    from xqg.pipeline import check_params
+
+    problems = check_params(["smoke"], params)
+    assert problems == [f"{common}: 'n_queries' = 'two': Input should be a valid integer (expected int >= 1)"]
+    rule = Path("Makefile").read_text()
+    assert "| $(VENV) params-ok" in rule and "check-params $(PROFILE)" in rule

@@ -2,7 +2,7 @@
 
     python -m xqg.pipeline run STEP --profile PROFILE    # execute one step's notebook
     python -m xqg.pipeline describe STEP --profile P     # a step's parameters: type, value, help
-    python -m xqg.pipeline check-params                  # every profile's parameters are valid
+    python -m xqg.pipeline check-params [PROFILE ...]    # the profiles' parameters are valid
     python -m xqg.pipeline check-notebooks               # source notebooks carry no outputs
     python -m xqg.pipeline fingerprint STEP --profile P --out FILE   # code + parameter hash (Make)
 
@@ -60,7 +60,7 @@ def check_params(names: tuple[str, ...] | list[str] | None = None, params: Path 
         problems += [p for p in unused_common_keys(profile, params) if str(folder) in p]
         for config in configs.values():
             problems += config.problems(profile, params)
-    return problems
+    return list(dict.fromkeys(problems))  # a common.yml key several steps read is named once
 
 
 def unused_common_keys(profile: str, params: Path = PARAMS) -> list[str]:
@@ -192,7 +192,8 @@ def main(argv: list[str] | None = None) -> None:
         p = sub.add_parser(name)
         p.add_argument("step", choices=STEPS)
         p.add_argument("--profile", default="mini")
-    sub.add_parser("check-params")
+    cp = sub.add_parser("check-params")
+    cp.add_argument("profiles", nargs="*", help="profiles to check (default: all)")
     sub.add_parser("check-notebooks")
     fp = sub.add_parser("fingerprint")
     fp.add_argument("step", choices=STEPS)
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     except (ValueError, FileNotFoundError, Locked) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    problems = check_params() if args.cmd == "check-params" else check_notebooks()
+    problems = check_params(args.profiles or None) if args.cmd == "check-params" else check_notebooks()
     for p in problems:
         print(p, file=sys.stderr)
     sys.exit(1 if problems else 0)
