@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -156,3 +157,11 @@ def test_fetch_from_mirror_detects_truncation(tmp_path, raw_data):
     (mirror / CATALOGUE["xor-tydi"][1].rel).write_text((raw_data / CATALOGUE["xor-tydi"][1].rel).read_text())
     manifest = fetch(["xor-tydi"], tmp_path / "dest", mirror)
     assert set(manifest) == {s.rel for s in CATALOGUE["xor-tydi"]}
+
+
+def test_the_wiki_dataset_is_xor_retrieves_collection():
+    """XOR-Retrieve searches Wikipedia 2019-02-01 (~18.2M passages); DPR's psgs_w100 is another
+    dump, whose ids the authors' released queries do not follow."""
+    (wiki,) = CATALOGUE["wiki"]
+    assert wiki.url.endswith("/xorqa/XORQA_site/data/models/enwiki_20190201_w100.tsv")
+    assert "psgs_w100" not in Path("params/paper/01_data.yml").read_text()

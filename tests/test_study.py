@@ -280,3 +280,26 @@ def test_readme_documents_every_profile_and_what_mini_costs():
     mini = next(line for line in table.splitlines() if line.startswith("| `mini`"))
     assert "minutes" in mini and "GB" in mini
     assert "**Adding a profile**" in readme and "extends:" in readme
+
+
+def test_paper_encodes_at_the_lengths_its_retriever_trains_with():
+    """The authors' xDR trains and encodes at 32 / 128 tokens (Tevatron); `mini` encodes e5 at 64 / 256."""
+    train = step_config("04_train_retriever").load("paper")
+    for step in ("03_generate", "05_retrieve", "06_qa", "07_robustness"):
+        c = step_config(step).load("paper")
+        assert (
+            (c.encode_query_len, c.encode_passage_len)
+            == (train.query_max_len, train.passage_max_len)
+            == (32, 128)
+        )
+        assert c.sums_dtype == "float16" and step_config(step).load("mini").sums_dtype == "float64"
+
+
+def test_the_static_field_list_is_the_configs_own_inherited_ones_included():
+    """Make's fingerprints and the common.yml typo check read the fields from the source; an
+    inherited field (EncodingConfig's) missed there would let its changes go unnoticed."""
+    from xqg.study.fingerprint import config_fields
+
+    for step in STEPS:
+        assert config_fields(module_name(step)) == [f.name for f in dataclasses.fields(step_config(step))]
+    assert "sums_dtype" in config_fields(module_name("05_retrieve"))

@@ -69,7 +69,7 @@ def test_a_changed_parameter_rebuilds_exactly_what_it_affects(smoke_run, tmp_pat
     seen_only = ws.generator_checkpoint("seen-only") / "model.safetensors"
     queries, reader = ws.generated_queries(), ws.reader_checkpoint / "model.safetensors"
     cache = EmbeddingCache(ws)
-    generated = ws.embeddings_dir("tiny-xlm-roberta", "zero-shot", "float32") / "generated.npz"
+    generated = ws.embeddings_dir("tiny-xlm-roberta", "zero-shot", "float32") / "sums" / "all.npy"
     before = {p: (digest(p), p.stat().st_mtime_ns) for p in (best, seen_only, queries, reader, generated)}
 
     train_generator.run(ws, train_generator.Config.load("smoke"))  # same parameters: all reused
@@ -79,7 +79,7 @@ def test_a_changed_parameter_rebuilds_exactly_what_it_affects(smoke_run, tmp_pat
     assert digest(best) != before[best][0] and digest(seen_only) != before[seen_only][0]
     generate.generate(ws, generate.Config.load("smoke"))  # a new generator: new queries
     assert digest(queries) != before[queries][0]
-    cache.generated("tiny-xlm-roberta")  # new queries: new embeddings
+    cache.query_sums("tiny-xlm-roberta")  # new queries: new sums of their embeddings
     assert digest(generated) != before[generated][0]
 
     after_lr = (digest(queries), queries.stat().st_mtime_ns)

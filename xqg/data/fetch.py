@@ -34,7 +34,10 @@ from xqg.paths import data_dir
 MLQA_ZIP = "https://dl.fbaipublicfiles.com/MLQA/MLQA_V1.zip"
 XQUAD_URL = "https://raw.githubusercontent.com/google-deepmind/xquad/master/xquad.{}.json"
 XOR_URL = "https://nlp.cs.washington.edu/xorqa/XORQA_site/data/{}"
-DPR_WIKI = "https://dl.fbaipublicfiles.com/dpr/wikipedia_split/psgs_w100.tsv.gz"
+# XOR-Retrieve's collection: English Wikipedia 2019-02-01 in 100-word passages (DPR's TSV layout,
+# ~18.2M rows, 13 GB). DPR's own psgs_w100 is a different dump (2018-12-20, 21M passages) whose ids
+# the authors' released queries do not follow.
+XOR_WIKI = XOR_URL.format("models/enwiki_20190201_w100.tsv")
 
 MLQA_DEV_COUNTS = {"en": 1148, "de": 512, "es": 500, "ar": 517, "zh": 504, "vi": 511, "hi": 507}
 
@@ -82,7 +85,7 @@ def _catalogue() -> dict[str, list[DataFile]]:
             15250,
         ),
     ]
-    wiki = [DataFile("wiki/psgs_w100.tsv.gz", DPR_WIKI, None)]
+    wiki = [DataFile("wiki/enwiki_20190201_w100.tsv", XOR_WIKI, None)]
     return {"mlqa": mlqa, "xquad": xquad, "xor-tydi": xor, "wiki": wiki}
 
 

@@ -35,6 +35,7 @@ Amount = Annotated[int, Field(ge=0)]  # 0 means none (steps) or all (caps)
 Rate = Annotated[float, Field(gt=0)]  # learning rates, temperatures
 Share = Annotated[float, Field(ge=0, le=1)]  # fractions and alphas
 Dtype = Literal["float32", "bfloat16"]
+SumsDtype = Literal["float64", "float32", "float16"]  # storage of generated-query embedding sums
 GeneratorKind = Literal["e5-decoder", "seq2seq"]
 Mode = Literal["sum", "mean"]  # how generated-query embeddings fold into a passage
 Training = Literal["zero-shot", "fine-tuned"]  # how an encoder was trained
@@ -175,6 +176,19 @@ class StepConfig:
 
 
 _BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EncodingConfig(StepConfig):
+    """The retriever-encoding settings every step that encodes shares (03, 05, 06, 07)."""
+
+    encode_dtype: Dtype = arg("float32 or bfloat16 (CPU autocast) for the retriever's encoding")
+    sums_dtype: SumsDtype = arg(
+        "storage of the generated queries' embedding sums (float64: exact; float16: paper scale)",
+        default="float64",
+    )
+    encode_query_len: Count = arg("query tokens when encoding for retrieval", default=64)
+    encode_passage_len: Count = arg("passage tokens when encoding for retrieval", default=256)
 
 
 def type_name(typ: Any) -> str:

@@ -2,7 +2,8 @@
 
 One cache object lives for one step run (the notebooks make a new one each time), so nothing
 is shared through module state. It holds one encoder in memory at a time, the collection as read
-once, and the generated-query embeddings per file version; on disk every embedding file sits
+once, and the running sums of the generated queries' embeddings (never one vector per query:
+`xqg.retrieval.query_sums`); on disk every embedding file sits
 under ``ws.embeddings_dir(encoder, training, dtype)`` with its ids and its recipe
 (`xqg.study.provenance`: the encoding code, lengths and dtype, the encoder's identity, a trained
 one's recipe key included, and the texts' source), and is reused only when both match.
@@ -11,20 +12,21 @@ one's recipe key included, and the texts' source), and is reused only when both 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from xqg.data.schema import Benchmark, Passage, Query
-from xqg.generation.run import load_generated
+from xqg.io import iter_jsonl
 from xqg.models.encoder import Encoder
-from xqg.retrieval.augment import GeneratedEmbeddings, augment
 from xqg.retrieval.dense import dense_retrieve, encode_passages, evaluate_run
 from xqg.retrieval.embeddings import load_embeddings, save_embeddings
+from xqg.retrieval.query_sums import QuerySums, SumGroup, augment_with_sums, build_query_sums
 from xqg.study.named_models import encoder_identity, load_encoder
-from xqg.study.provenance import Recipe, claim, code_version, key_of
-from xqg.study.systems import System
+from xqg.study.provenance import Recipe, claim, code_version, key_of, params_of
+from xqg.study.systems import System, seen_languages
 from xqg.study.workspace import Workspace, file_tag
 
 ENCODE_DTYPES = ("float32", "bfloat16")
@@ -44,8 +46,22 @@ class EmbeddingCache:
     query_max_len: int = 64
     _encoder: tuple[str, Encoder] | None = field(default=None, repr=False)
     _collection: dict[str, Passage] | None = field(default=None, repr=False)
-    _generated: dict[tuple[str, str, str], GeneratedEmbeddings] = field(default_factory=dict, repr=False)
+    sums_dtype: str = "float64"  # of the query sums: float64 reproduces in-memory augmentation exactly
+    chunk_size: int = 1 << 15  # generated queries encoded and folded at a time
+    _sums: dict[tuple[str, str, str], QuerySums] = field(default_factory=dict, repr=False)
     _code: str = field(default="", repr=False)
+
+    @classmethod
+    def for_step(cls, ws: Workspace, config: Any) -> EmbeddingCache:
+        """The cache with a step's encoding settings (``encode_dtype``, ``encode_passage_len``,
+        ``encode_query_len``, ``sums_dtype``)."""
+        return cls(
+            ws,
+            config.encode_dtype,
+            passage_max_len=config.encode_passage_len,
+            query_max_len=config.encode_query_len,
+            sums_dtype=config.sums_dtype,
+        )
 
     def __post_init__(self) -> None:
         if self.dtype not in ENCODE_DTYPES:
@@ -69,9 +85,17 @@ class EmbeddingCache:
     def _dir(self, encoder: str, training: str):
         return self.ws.embeddings_dir(encoder, training, self.dtype)
 
-    def _claim(self, path, encoder: str, training: str, max_length: int, texts: dict[str, str]) -> None:
-        """Keep the embedding file at `path` only if this encoder and these settings made it from
-        the texts named by `texts` ({what: its recipe key or hash})."""
+    def _claim(
+        self,
+        path,
+        encoder: str,
+        training: str,
+        max_length: int,
+        texts: dict[str, str],
+        settings: dict | None = None,
+    ) -> None:
+        """Keep the embedding file (or folder) at `path` only if this encoder and these settings
+        made it from the texts named by `texts` ({what: its recipe key or hash})."""
         if not self._code:
             self._code = code_version("xqg.models.encoder", "xqg.study.named_models", "xqg.retrieval.dense")
         source = self.ws.encoder_source(encoder, training)
@@ -80,7 +104,7 @@ class EmbeddingCache:
             identity = key_of(self.ws.retriever_dir, "04_train_retriever")
         else:
             identity = encoder_identity(source, self.ws)
-        params = {"training": training, "dtype": self.dtype, "max_length": max_length}
+        params = {"training": training, "dtype": self.dtype, "max_length": max_length, **(settings or {})}
         claim(path, Recipe(self._code, params, {"encoder": identity, **texts}))
 
     def passages(self, encoder: str, training: str = "zero-shot") -> tuple[list[str], np.ndarray]:
@@ -117,44 +141,78 @@ class EmbeddingCache:
         save_embeddings(path, ids, emb)
         return emb
 
-    def generated(
-        self, encoder: str, training: str = "zero-shot", variant: str = "full"
-    ) -> GeneratedEmbeddings:
-        """Embeddings of one generator variant's queries (an empty generation is embedded as "?")."""
+    def query_sums(
+        self,
+        encoder: str,
+        training: str = "zero-shot",
+        variant: str = "full",
+        on_chunk: Callable[[list[dict], np.ndarray], None] | None = None,
+    ) -> QuerySums:
+        """Running sums of one generator variant's query embeddings (`xqg.retrieval.query_sums`):
+        all languages at n = 1..N (N: what step 03 generated) and, for RQ1, the seen-only
+        generator's languages at N; built by streaming the queries once (`on_chunk` sees them as
+        they are encoded), then reused from disk."""
         key = (encoder, training, variant)
-        if key in self._generated:
-            return self._generated[key]
+        if key in self._sums:
+            return self._sums[key]
         source = self.ws.generated_queries(variant)
-        records = load_generated(source)
-        ids = [f"{r['passage_id']}|{r['language']}|{r['sample']}" for r in records]
-        path = self._dir(encoder, training) / source.with_suffix(".npz").name.replace("queries", "generated")
-        made_from = {"queries": key_of(source, "03_generate")}
-        self._claim(path, encoder, training, self.query_max_len, made_from)
-        emb = None
-        if path.exists():
-            got, cached = load_embeddings(path)
-            emb = cached if got == ids else None
-        if emb is None:
-            texts = [r["text"] if r["text"].strip() else "?" for r in records]
-            emb = self.encoder(encoder, training).encode(
-                texts, "query", max_length=self.query_max_len, batch_size=128, dtype=self.dtype
-            )
-            save_embeddings(path, ids, emb)
-        self._generated[key] = GeneratedEmbeddings(
-            [r["passage_id"] for r in records],
-            [r["language"] for r in records],
-            np.array([r["sample"] for r in records]),
-            emb,
+        made = params_of(source, "03_generate")
+        n, languages = made["n_queries"], list(made["generator_languages"])
+        seen = seen_languages(self.ws)
+        groups = [SumGroup(None, tuple(range(1, n + 1)))] + ([SumGroup(tuple(seen), (n,))] if seen else [])
+        path = self._dir(encoder, training) / f"sums{'' if variant == 'full' else '-' + variant}"
+        settings = {
+            "groups": [g.name for g in groups],
+            "sums_dtype": self.sums_dtype,
+            "chunk": self.chunk_size,
+        }
+        self._claim(
+            path, encoder, training, self.query_max_len, {"queries": key_of(source, "03_generate")}, settings
         )
-        return self._generated[key]
+        pids = list(self.collection)
+        if not (path / "meta.json").exists():
+            model = self.encoder(encoder, training)
+            build_query_sums(
+                iter_jsonl(source),
+                pids,
+                lambda texts: model.encode(
+                    texts, "query", max_length=self.query_max_len, batch_size=128, dtype=self.dtype
+                ),
+                groups,
+                path,
+                languages=languages,
+                dim=model.model.config.hidden_size,
+                dtype=self.sums_dtype,
+                chunk_size=self.chunk_size,
+                on_chunk=on_chunk,
+            )
+        sums = QuerySums(path)
+        sums.check_passages(pids)
+        self._sums[key] = sums
+        return sums
+
+    def encode_generated(
+        self, encoder: str, records: Sequence[dict], training: str = "zero-shot"
+    ) -> np.ndarray:
+        """Embeddings of some generated queries, not cached (an empty one is encoded as "?")."""
+        return self.encoder(encoder, training).encode(
+            [r["text"] if r["text"].strip() else "?" for r in records],
+            "query",
+            max_length=self.query_max_len,
+            batch_size=128,
+            dtype=self.dtype,
+        )
 
     def system_passages(self, system: System) -> tuple[list[str], np.ndarray]:
         """The passage ids and (augmented, for xQG) embeddings a system searches."""
-        pids, pemb = self.passages(system.encoder, system.training)
+        pids, pemb = self.passages(system.encoder, system.training)  # a fresh array: augmented in place
         if system.xqg:
-            gen = self.generated(system.encoder, system.training, system.generator)
+            sums = self.query_sums(system.encoder, system.training, system.generator)
             langs = system.gen_languages.split("+") if system.gen_languages else None
-            pemb = augment(pids, pemb, gen.select(system.n_queries, langs), system.alpha, system.mode)
+            n = system.n_queries
+            pemb = augment_with_sums(
+                pemb, sums.total(n, langs), sums.per_passage(n, langs), system.alpha, system.mode, out=pemb
+            )
         return pids, pemb
 
     def run(

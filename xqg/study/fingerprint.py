@@ -67,19 +67,43 @@ def fingerprint(modules: list[str], root: Path = PROJECT_ROOT) -> str:
     return h.hexdigest()
 
 
-def config_fields(module: str, root: Path = PROJECT_ROOT) -> list[str]:
-    """The field names of the ``Config`` class of a step module, read from its source."""
+def _is_class_var(annotation: ast.expr) -> bool:
+    target = annotation.value if isinstance(annotation, ast.Subscript) else annotation
+    return isinstance(target, ast.Name | ast.Attribute) and ast.unparse(target).endswith("ClassVar")
+
+
+def config_fields(module: str, root: Path = PROJECT_ROOT, name: str = "Config") -> list[str]:
+    """The field names of the ``Config`` class of a step module, read from its source, those of
+    the ``xqg`` classes it derives from (`EncodingConfig`) first, as dataclasses order them."""
     path = module_file(module, root)
     if path is None:
         raise FileNotFoundError(f"no source for module {module}")
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.ClassDef) and node.name == "Config":
-            return [
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imported = {
+        alias.asname or alias.name: node.module
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and node.module
+        for alias in node.names
+    }
+    local = {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            fields: list[str] = []
+            for base in node.bases:
+                if not isinstance(base, ast.Name):
+                    continue
+                source = module if base.id in local else imported.get(base.id, "")
+                if source == PACKAGE or source.startswith(PACKAGE + "."):
+                    fields += [f for f in config_fields(source, root, base.id) if f not in fields]
+            own = [
                 n.target.id
                 for n in node.body
-                if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
+                if isinstance(n, ast.AnnAssign)
+                and isinstance(n.target, ast.Name)
+                and not _is_class_var(n.annotation)
             ]
-    raise ValueError(f"{path}: no Config class")
+            return fields + [f for f in own if f not in fields]
+    raise ValueError(f"{path}: no class {name}")
 
 
 def step_fingerprint(modules: list[str], params: dict[str, Any]) -> str:

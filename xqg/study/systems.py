@@ -13,8 +13,8 @@ from dataclasses import dataclass, fields, replace
 import pandas as pd
 
 from xqg.data.schema import Query
-from xqg.generation.run import load_generated
 from xqg.io import read_json
+from xqg.study.provenance import params_of
 from xqg.study.workspace import Workspace, file_tag
 
 METRIC_COLUMNS = [
@@ -100,6 +100,14 @@ def xqg_choice(ws: Workspace, training: str) -> dict:
     return choice[training]
 
 
+def seen_languages(ws: Workspace) -> list[str] | None:
+    """RQ1: the languages the seen-only generator trained on (sorted), None when it wrote no
+    queries."""
+    if not ws.generated_queries("seen-only").exists():
+        return None
+    return sorted(params_of(ws.generator_dir("seen-only"), "02_train_generator")["train_languages"])
+
+
 def evaluation_systems(
     ws: Workspace, encoder: str, training: str, n_queries: int, unseen: Sequence[str] = ()
 ) -> list[System]:
@@ -110,10 +118,9 @@ def evaluation_systems(
     base = System(encoder, training)
     xqg = replace(base, xqg=True, n_queries=n_queries, alpha=choice["alpha"], mode=choice["mode"])
     systems = [base] + [replace(xqg, n_queries=n) for n in range(1, n_queries + 1)]
-    seen_only = ws.generated_queries("seen-only")
-    if unseen and seen_only.exists():
-        langs = sorted({r["language"] for r in load_generated(seen_only)})
-        seen = "+".join(lang for lang in langs if lang not in unseen)
+    seen = seen_languages(ws)
+    if unseen and seen:
+        seen = "+".join(seen)
         systems += [
             replace(xqg, gen_languages=seen),
             replace(xqg, generator="seen-only", gen_languages=seen),

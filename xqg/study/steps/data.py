@@ -49,7 +49,7 @@ class Config(StepConfig):
         default=0.5,
     )
     collection_file: str = arg(
-        "xor-tydi: DPR psgs_w100.tsv(.gz) or the authors' augmented corpus", default=""
+        "xor-tydi: XOR's enwiki_20190201_w100.tsv (DPR layout) or the authors' augmented corpus", default=""
     )
     train_file: str = arg("xor-tydi: Tevatron's training file with positive passages (JSONL)", default="")
 
@@ -84,7 +84,7 @@ def _xor_benchmarks(
     from xqg.data.xor_tydi import iter_augmented_corpus, iter_dpr_tsv, load_tevatron_train, load_xor_queries
 
     if not collection_file:
-        raise ValueError("xor-tydi needs collection_file (DPR psgs_w100.tsv[.gz] or the augmented JSONL)")
+        raise ValueError("xor-tydi needs collection_file (enwiki_20190201_w100.tsv or the augmented JSONL)")
     path = Path(collection_file)
     rows = iter_dpr_tsv(path) if ".tsv" in path.name else (p for p, _ in iter_augmented_corpus(path))
     passages = {p.id: p for p in rows}

@@ -7,17 +7,19 @@ round-trip Recall@10 under the zero-shot retriever, with sample queries beside t
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from xqg.generation.quality import report, round_trip, samples
-from xqg.generation.run import generate_collection, import_released_queries, load_generated
-from xqg.io import write_csv, write_text_atomic
+from xqg.generation.run import generate_collection, import_released_queries
+from xqg.io import iter_jsonl, write_csv, write_text_atomic
 from xqg.retrieval.search import retrieve
 from xqg.study.checks import check_before_work
-from xqg.study.config import Count, Dtype, GeneratorKind, StepConfig, arg
+from xqg.study.config import Count, EncodingConfig, GeneratorKind, arg
 from xqg.study.encoding import EmbeddingCache
 from xqg.study.generators import generator_variants, load_trained_generator
 from xqg.study.provenance import Recipe, claim, code_version, file_identity, key_of
@@ -25,7 +27,7 @@ from xqg.study.workspace import Workspace
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config(StepConfig):
+class Config(EncodingConfig):
     """Parameters of step 03."""
 
     STEP = "03_generate"
@@ -40,14 +42,13 @@ class Config(StepConfig):
     released_queries_file: str = arg(
         "import the authors' generated queries (augmented corpus JSONL)", default=""
     )
-    encode_dtype: Dtype = arg("float32 or bfloat16 (CPU autocast) for the retriever's encoding")
     unseen_languages: list[str] = arg("RQ1: the seen-only generator writes these too (never trained on them)")
 
 
 def run(workspace: Workspace, config: Config) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """Generate (or import) every variant's queries; {variant: (quality table, sample queries)}."""
     check_before_work(workspace, config)
-    cache = EmbeddingCache(workspace, config.encode_dtype)
+    cache = EmbeddingCache.for_step(workspace, config)
     reports = {}
     for variant in generator_variants(config.generator_languages, config.unseen_languages):
         generate(workspace, config, variant)
@@ -104,17 +105,42 @@ def generate(ws: Workspace, config: Config, variant: str = "full") -> None:
     )
 
 
+QUALITY_PASSAGES = 2000  # the quality report reads the queries of at most this many passages
+
+
+def quality_sample(passage_ids: list[str], limit: int = QUALITY_PASSAGES) -> set[str]:
+    """The passages whose queries the quality report reads: all of a small collection, else a
+    fixed hash-ordered sample (the same on any machine)."""
+    if len(passage_ids) <= limit:
+        return set(passage_ids)
+    return set(sorted(passage_ids, key=lambda p: hashlib.sha1(p.encode()).hexdigest())[:limit])
+
+
 def quality(
     ws: Workspace, cache: EmbeddingCache, encoder: str, variant: str = "full"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Quality table (with round-trip Recall@10 under the zero-shot encoder) and sample queries,
-    written to ``generation_quality[-variant].{csv,json}`` and ``generation_samples[-variant].csv``."""
-    records = load_generated(ws.generated_queries(variant))
+    """Quality table (with round-trip Recall@10 under the zero-shot encoder) and sample queries of
+    the queries of `quality_sample` passages, written to ``generation_quality[-variant].{csv,json}``
+    and ``generation_samples[-variant].csv``. The embeddings come from the pass that builds the
+    zero-shot query sums (or are encoded for the sample when the sums were built before)."""
+    sample = quality_sample(list(cache.collection))
+    records: list[dict] = []
+    parts: list[np.ndarray] = []
+
+    def keep(chunk: list[dict], emb: np.ndarray) -> None:
+        rows = [i for i, r in enumerate(chunk) if r["passage_id"] in sample]
+        records.extend(chunk[i] for i in rows)
+        parts.append(emb[rows])
+
+    cache.query_sums(encoder, "zero-shot", variant, on_chunk=keep)
+    if not records:  # the sums were on disk already
+        records = [r for r in iter_jsonl(ws.generated_queries(variant)) if r["passage_id"] in sample]
+        parts = [cache.encode_generated(encoder, records)]
+    emb = np.concatenate(parts)
     table = report(records)
     pids, pemb = cache.passages(encoder)
-    gen = cache.generated(encoder, variant=variant)
     nonempty = [i for i, r in enumerate(records) if r["text"].strip()]
-    run = retrieve(pids, pemb, [str(i) for i in nonempty], gen.emb[nonempty], 10)
+    run = retrieve(pids, pemb, [str(i) for i in nonempty], emb[nonempty], 10)
     for i, _ in enumerate(records):
         run.setdefault(str(i), [])
     table["round-trip R@10"] = round_trip(records, run, 10)

@@ -17,7 +17,7 @@ import torch
 from xqg.io import read_json, write_csv, write_json
 from xqg.qa.reader import Reader
 from xqg.study.checks import check_before_work
-from xqg.study.config import Amount, Count, Dtype, Rate, StepConfig, Training, arg
+from xqg.study.config import Amount, Count, Dtype, EncodingConfig, Rate, Training, arg
 from xqg.study.encoding import EmbeddingCache
 from xqg.study.named_models import OFFLINE_E5, TINY_ENCODERS, load_encoder
 from xqg.study.provenance import Recipe, claim, code_version, key_of
@@ -28,7 +28,7 @@ from xqg.training.reader import ReaderTrainingArgs, qa_examples, train_reader
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config(StepConfig):
+class Config(EncodingConfig):
     """Parameters of step 06."""
 
     STEP = "06_qa"
@@ -38,7 +38,6 @@ class Config(StepConfig):
     n_queries: Count = arg("generated queries per language used by xQG")
     unseen_languages: list[str] = arg("RQ1: QA for the seen-only generator's systems too")
     base_training: Training = arg("how the encoder as loaded was trained")
-    encode_dtype: Dtype = arg("the retriever's encoding dtype (as in step 05)")
     reader_model: str = arg("encoder for a fresh span head, or a Hugging Face QA model name/path")
     reader_steps: Amount = arg("reader training steps, 0 to use a QA model as it is")
     reader_batch_size: Count = arg("training examples per step")
@@ -108,7 +107,7 @@ def run(workspace: Workspace, config: Config) -> dict:
     check_before_work(workspace, config)
     c, ws = config, workspace
     training = build_reader(ws, c)
-    cache = EmbeddingCache(ws, c.encode_dtype)
+    cache = EmbeddingCache.for_step(ws, c)
     test = [q for q in ws.queries("eval") if q.answers]
     reader = load_reader(ws, c.reader_max_length)
     reads = open_reads(ws, c.reader_max_length, c.reader_dtype, c.read_batch_size)

@@ -20,14 +20,14 @@ from xqg.data.schema import Query
 from xqg.io import write_csv, write_json
 from xqg.retrieval.search import write_trec_qrels, write_trec_run
 from xqg.study.checks import check_before_work
-from xqg.study.config import Alphas, Count, Dtype, Modes, StepConfig, Training, arg
+from xqg.study.config import Alphas, Count, EncodingConfig, Modes, Training, arg
 from xqg.study.encoding import EmbeddingCache
 from xqg.study.systems import System, evaluation_systems, tidy
 from xqg.study.workspace import Workspace
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config(StepConfig):
+class Config(EncodingConfig):
     """Parameters of step 05."""
 
     STEP = "05_retrieve"
@@ -40,7 +40,6 @@ class Config(StepConfig):
     measures: list[str] = arg("gold-passage measures")
     token_budgets: list[Count] = arg("R@kt budgets (answer in the first k tokens)")
     base_training: Training = arg("how the encoder as loaded was trained (zero-shot or fine-tuned)")
-    encode_dtype: Dtype = arg("float32 or bfloat16 (CPU autocast) for the retriever's encoding")
     unseen_languages: list[str] = arg("RQ1: score the seen-only generator's queries too")
 
 
@@ -85,7 +84,7 @@ def run(workspace: Workspace, config: Config) -> dict:
     ("fine-tuned" for a released xDR checkpoint); a model step 04 trained is scored as well."""
     check_before_work(workspace, config)
     c = config
-    cache = EmbeddingCache(workspace, c.encode_dtype)
+    cache = EmbeddingCache.for_step(workspace, c)
     tuning = workspace.queries("tuning")
     test = workspace.queries("eval")
     all_rows, all_pq, chosen = [], [], {}

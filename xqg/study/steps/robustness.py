@@ -21,7 +21,15 @@ from xqg.data.perturb import FAMILIES, load_dictd, perturb
 from xqg.data.splits import sample_queries
 from xqg.io import write_csv
 from xqg.study.checks import check_before_work
-from xqg.study.config import Amount, Count, Dtype, Severity, StepConfig, Training, arg
+from xqg.study.config import (
+    Amount,
+    Count,
+    Dtype,
+    EncodingConfig,
+    Severity,
+    Training,
+    arg,
+)
 from xqg.study.encoding import EmbeddingCache
 from xqg.study.reading import answer_queries, load_reader, open_reads, qa_scores
 from xqg.study.systems import System, tidy, xqg_choice
@@ -29,7 +37,7 @@ from xqg.study.workspace import Workspace
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config(StepConfig):
+class Config(EncodingConfig):
     """Parameters of step 07."""
 
     STEP = "07_robustness"
@@ -38,7 +46,6 @@ class Config(StepConfig):
     eval_benchmark: str = arg("benchmark name written into the results")
     n_queries: Count = arg("generated queries per language used by xQG")
     base_training: Training = arg("how the encoder as loaded was trained")
-    encode_dtype: Dtype = arg("the retriever's encoding dtype (as in step 05)")
     perturbation_families: list[str] = arg("families swept (xqg.data.perturb.FAMILIES)")
     perturbation_severities: list[Severity] = arg("share of letters or words changed, in (0, 1]")
     robustness_queries_per_language: Amount = arg("test questions perturbed per language (0 for all)")
@@ -116,7 +123,7 @@ def run(workspace: Workspace, config: Config) -> dict:
         raise ValueError(f"perturbation_severities must lie in (0, 1], got {list(severities)}")
     test = [q for q in ws.queries("eval") if q.answers]
     sample = sample_queries(test, c.robustness_queries_per_language or None, c.seed)
-    cache = EmbeddingCache(ws, c.encode_dtype)
+    cache = EmbeddingCache.for_step(ws, c)
     # the retriever step 04 trained, when there is one (as the paper's xDR), else the encoder as loaded
     training = ws.trainings(c.base_training)[-1]
     choice = xqg_choice(ws, training)
