@@ -131,13 +131,7 @@ class EmbeddingCache:
             got, emb = load_embeddings(path)
             if got == ids:
                 return emb
-        emb = self.encoder(encoder, training).encode(
-            [q.text for q in queries],
-            "query",
-            max_length=self.query_max_len,
-            batch_size=128,
-            dtype=self.dtype,
-        )
+        emb = self.encode_queries(encoder, training, [q.text for q in queries])
         save_embeddings(path, ids, emb)
         return emb
 
@@ -175,9 +169,7 @@ class EmbeddingCache:
             build_query_sums(
                 iter_jsonl(source),
                 pids,
-                lambda texts: model.encode(
-                    texts, "query", max_length=self.query_max_len, batch_size=128, dtype=self.dtype
-                ),
+                lambda texts: self.encode_queries(encoder, training, texts),
                 groups,
                 path,
                 languages=languages,
@@ -191,16 +183,18 @@ class EmbeddingCache:
         self._sums[key] = sums
         return sums
 
+    def encode_queries(self, encoder: str, training: str, texts: list[str]) -> np.ndarray:
+        """Query embeddings with this cache's settings (not cached)."""
+        return self.encoder(encoder, training).encode(
+            texts, "query", max_length=self.query_max_len, batch_size=128, dtype=self.dtype
+        )
+
     def encode_generated(
         self, encoder: str, records: Sequence[dict], training: str = "zero-shot"
     ) -> np.ndarray:
         """Embeddings of some generated queries, not cached (an empty one is encoded as "?")."""
-        return self.encoder(encoder, training).encode(
-            [r["text"] if r["text"].strip() else "?" for r in records],
-            "query",
-            max_length=self.query_max_len,
-            batch_size=128,
-            dtype=self.dtype,
+        return self.encode_queries(
+            encoder, training, [r["text"] if r["text"].strip() else "?" for r in records]
         )
 
     def system_passages(self, system: System) -> tuple[list[str], np.ndarray]:
