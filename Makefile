@@ -7,7 +7,7 @@ VENV    := .venv/.installed
 DATA    := data/raw/MANIFEST.json
 WORK    := work/$(PROFILE)
 RUNS    := runs/$(PROFILE)
-STEPS   := 01_data 02_train_generator 03_generate 04_train_retriever 05_retrieve 06_qa 07_robustness 08_analysis
+STEPS   := 01_data 02_train_generator 03_generate 04_train_retriever 05_retrieve 05b_ceiling 06_qa 07_robustness 08_analysis
 
 .DEFAULT_GOAL := help
 .PHONY: help venv data reproduce figures lab test lint clean params-ok FORCE $(STEPS)
@@ -28,10 +28,10 @@ $(VENV): pyproject.toml
 
 venv: $(VENV) ## create the environment (.venv, torch 2.13.0 CPU, xqg editable, Jupyter kernel "xqg")
 
-$(DATA): | $(VENV)
+$(DATA): xqg/data/fetch.py | $(VENV)
 	$(PYTHON) -m xqg.data.fetch
 
-data: $(VENV) ## fetch MLQA, XQuAD and XOR-TyDi (from the XQG_DATA_MIRROR folder if set) and verify them
+data: $(VENV) ## fetch MLQA, XQuAD, XOR-TyDi, SQuAD dev and SQuAD-es dev (from the XQG_DATA_MIRROR folder if set) and verify them
 	$(PYTHON) -m xqg.data.fetch
 
 # One file target per pipeline step: a step reruns when its notebook, an earlier step, or the hash
@@ -44,9 +44,10 @@ $(WORK)/02_train_generator.done: $(WORK)/01_data.done
 $(WORK)/03_generate.done:        $(WORK)/02_train_generator.done
 $(WORK)/04_train_retriever.done: $(WORK)/01_data.done
 $(WORK)/05_retrieve.done:        $(WORK)/03_generate.done $(WORK)/04_train_retriever.done
+$(WORK)/05b_ceiling.done:        $(WORK)/03_generate.done
 $(WORK)/06_qa.done:              $(WORK)/05_retrieve.done
 $(WORK)/07_robustness.done:      $(WORK)/06_qa.done
-$(WORK)/08_analysis.done:        $(WORK)/05_retrieve.done $(WORK)/06_qa.done $(WORK)/07_robustness.done
+$(WORK)/08_analysis.done:        $(WORK)/05_retrieve.done $(WORK)/05b_ceiling.done $(WORK)/06_qa.done $(WORK)/07_robustness.done
 
 $(WORK)/.fingerprint/%: FORCE | $(VENV)
 	+@$(PYTHON) -m xqg.pipeline fingerprint $* --profile $(PROFILE) --out $@

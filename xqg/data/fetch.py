@@ -38,6 +38,10 @@ XOR_URL = "https://nlp.cs.washington.edu/xorqa/XORQA_site/data/{}"
 # ~18.2M rows, 13 GB). DPR's own psgs_w100 is a different dump (2018-12-20, 21M passages) whose ids
 # the authors' released queries do not follow.
 XOR_WIKI = XOR_URL.format("models/enwiki_20190201_w100.tsv")
+# SQuAD v1.1 dev (the mirror holds a rebuilt copy with the official totals under this name) and
+# SQuAD-es's dev questions, which keep SQuAD's ids: English paragraphs with Spanish questions.
+SQUAD_DEV_URL = "https://rajpurkar.github.io/SQuAD-explorer/dataset/dev-v1.1.json"
+SQUAD_ES_URL = "https://raw.githubusercontent.com/ccasimiro88/TranslateAlignRetrieve/master/SQuAD-es-v1.1/dev-v1.1-es_small.json"
 
 MLQA_DEV_COUNTS = {"en": 1148, "de": 512, "es": 500, "ar": 517, "zh": 504, "vi": 511, "hi": 507}
 
@@ -86,7 +90,11 @@ def _catalogue() -> dict[str, list[DataFile]]:
         ),
     ]
     wiki = [DataFile("wiki/enwiki_20190201_w100.tsv", XOR_WIKI, None)]
-    return {"mlqa": mlqa, "xquad": xquad, "xor-tydi": xor, "wiki": wiki}
+    squad = [
+        DataFile("squad/dev-v1.1.reconstructed.json", SQUAD_DEV_URL, 10570),
+        DataFile("squad-es/dev-v1.1-es_small.json", SQUAD_ES_URL, 6583),
+    ]
+    return {"mlqa": mlqa, "xquad": xquad, "xor-tydi": xor, "squad": squad, "wiki": wiki}
 
 
 CATALOGUE = _catalogue()
@@ -203,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--datasets",
         nargs="+",
-        default=["mlqa", "xquad", "xor-tydi"],
+        default=["mlqa", "xquad", "xor-tydi", "squad"],
         help=f"any of {', '.join(CATALOGUE)} (wiki: the 18M-passage XOR collection)",
     )
     ap.add_argument("--dest", type=Path, default=data_dir())

@@ -60,3 +60,32 @@ def drop_shared_articles(train: Benchmark, evaluation: Benchmark) -> Benchmark:
     passages = {pid: p for pid, p in train.passages.items() if norm(p.title) not in shared}
     queries = [q for q in train.queries if q.gold_passage in passages]
     return Benchmark(train.name, train.split, passages, queries)
+
+
+def reserve_questions(
+    bench: Benchmark, per_passage: int, seed: int
+) -> tuple[dict[str, Passage], list[Query], list[Query]]:
+    """(passages, reserved, rest): for every passage, `per_passage` of its questions (by the
+    benchmark's parallel id, so every translation of a reserved question is reserved with it) are
+    set aside to augment it, the others evaluate. Passages with fewer than ``per_passage + 1``
+    questions are dropped, so every kept passage has exactly `per_passage` reserved questions per
+    language it is asked in and at least one question to evaluate: uniform augmentation, and no
+    test question (or a translation of it) ever augments its own passage."""
+    if per_passage < 1:
+        raise ValueError(f"per_passage must be at least 1, got {per_passage}")
+    qids: dict[str, set[str]] = {}
+    for q in bench.queries:
+        qids.setdefault(q.gold_passage or "", set()).add(q.qid)
+    reserved: set[str] = set()
+    kept: dict[str, Passage] = {}
+    for pid, p in bench.passages.items():
+        mine = sorted(qids.get(pid, ()), key=lambda qid: hashlib.sha1(f"{seed}:{qid}".encode()).hexdigest())
+        if len(mine) > per_passage:
+            kept[pid] = p
+            reserved.update(mine[:per_passage])
+    queries = [q for q in bench.queries if q.gold_passage in kept]
+    return (
+        kept,
+        [q for q in queries if q.qid in reserved],
+        [q for q in queries if q.qid not in reserved],
+    )

@@ -22,6 +22,7 @@ from xqg.data.schema import Passage
 from xqg.generation.e5_generator import PAD, E5QuestionGenerator
 from xqg.generation.prompts import Triple
 from xqg.io import atomic_dir, write_json
+from xqg.models.precision import autocast
 from xqg.retrieval.dense import passage_text
 from xqg.retrieval.search import retrieve
 
@@ -39,6 +40,7 @@ class GeneratorTrainingArgs:
     top_k: int = 10
     max_new_tokens: int = 32
     seed: int = 0
+    dtype: str = "float32"  # or bfloat16: the decoder's forward under CPU autocast (weights stay fp32)
 
 
 def _pad_states(items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,7 +166,8 @@ def train_e5_generator(
         idx = rng.sample(range(len(train)), min(args.batch_size, len(train)))
         states, mask, copy = cache.batch([train[i].passage_id for i in idx])
         tgt = torch.nn.utils.rnn.pad_sequence([targets[i] for i in idx], batch_first=True, padding_value=PAD)
-        loss = model.loss(states, mask, copy, tgt)
+        with autocast(args.dtype):
+            loss = model.loss(states, mask, copy, tgt)
         optim.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -18,9 +18,15 @@ from xqg.retrieval.search import ranked_ids, retrieve
 DEFAULT_MEASURES = ("Recall@1", "Recall@5", "Recall@20", "MRR@10")
 
 
-def passage_text(title: str, text: str) -> str:
-    """What the encoder reads for a passage: title and text, as DPR and Tevatron do."""
-    return f"{title} {text}".strip()
+PASSAGE_FORMATS = ("title+text", "text")
+
+
+def passage_text(title: str, text: str, passage_format: str = "title+text") -> str:
+    """What the encoder reads for a passage: title and text, as DPR and Tevatron do
+    (``title+text``), or the text alone (``text``)."""
+    if passage_format not in PASSAGE_FORMATS:
+        raise ValueError(f"passage format must be one of {PASSAGE_FORMATS}, got {passage_format!r}")
+    return (f"{title} {text}" if passage_format == "title+text" else text).strip()
 
 
 def collection_key(bench: Benchmark) -> str:
@@ -38,15 +44,17 @@ def encode_passages(
     max_length: int,
     batch_size: int = 32,
     dtype: str = "float32",
+    passage_format: str = "title+text",
 ) -> tuple[list[str], np.ndarray]:
     """Passage embeddings of a collection, read from `cache` when it holds exactly these ids
-    (the encoder is only loaded, through `get_encoder`, when they must be computed)."""
+    (the encoder is only loaded, through `get_encoder`, when they must be computed);
+    `passage_format` as `passage_text`."""
     ids = list(passages)
     if cache is not None and cache.exists():
         cached_ids, emb = load_embeddings(cache)
         if cached_ids == ids:
             return ids, emb
-    texts = [passage_text(passages[i].title, passages[i].text) for i in ids]
+    texts = [passage_text(passages[i].title, passages[i].text, passage_format) for i in ids]
     emb = get_encoder().encode(texts, "passage", max_length=max_length, batch_size=batch_size, dtype=dtype)
     if cache is not None:
         save_embeddings(cache, ids, emb)

@@ -37,8 +37,10 @@ Share = Annotated[float, Field(ge=0, le=1)]  # fractions and alphas
 Dtype = Literal["float32", "bfloat16"]
 SumsDtype = Literal["float64", "float32", "float16"]  # storage of generated-query embedding sums
 GeneratorKind = Literal["e5-decoder", "seq2seq"]
-Mode = Literal["sum", "mean"]  # how generated-query embeddings fold into a passage
+Mode = Literal["sum", "mean", "routed-sum", "routed-mean"]  # how query embeddings fold into a passage
 Training = Literal["zero-shot", "fine-tuned"]  # how an encoder was trained
+ReaderData = Literal["squad", "squad-es"]  # extra reader training sets (step 01)
+PassageFormat = Literal["title+text", "text"]  # what a retrieval encoder reads of a passage
 Severity = Annotated[float, Field(gt=0, le=1)]  # share of a query a perturbation changes
 Alphas = Annotated[list[Share], Field(min_length=1)]
 Modes = Annotated[list[Mode], Field(min_length=1)]
@@ -186,6 +188,10 @@ class EncodingConfig(StepConfig):
     sums_dtype: SumsDtype = arg(
         "storage of the generated queries' embedding sums (float64: exact; float16: paper scale)",
         default="float64",
+    )
+    routed_sums: bool = arg(
+        "also keep one running sum per passage and language (the routed modes' per-language indexes)",
+        default=False,
     )
     encode_query_len: Count = arg("query tokens when encoding for retrieval", default=64)
     encode_passage_len: Count = arg("passage tokens when encoding for retrieval", default=256)

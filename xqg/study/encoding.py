@@ -24,6 +24,7 @@ from xqg.models.encoder import Encoder
 from xqg.retrieval.dense import dense_retrieve, encode_passages, evaluate_run
 from xqg.retrieval.embeddings import load_embeddings, save_embeddings
 from xqg.retrieval.query_sums import QuerySums, SumGroup, augment_with_sums, build_query_sums
+from xqg.retrieval.routing import split_mode
 from xqg.study.named_models import encoder_identity, load_encoder
 from xqg.study.provenance import Recipe, claim, code_version, key_of, params_of
 from xqg.study.systems import System, seen_languages
@@ -50,17 +51,19 @@ class EmbeddingCache:
     chunk_size: int = 1 << 15  # generated queries encoded and folded at a time
     _sums: dict[tuple[str, str, str], QuerySums] = field(default_factory=dict, repr=False)
     _code: str = field(default="", repr=False)
+    routed_sums: bool = False  # also one sum per passage and language (the routed modes need them)
 
     @classmethod
     def for_step(cls, ws: Workspace, config: Any) -> EmbeddingCache:
         """The cache with a step's encoding settings (``encode_dtype``, ``encode_passage_len``,
-        ``encode_query_len``, ``sums_dtype``)."""
+        ``encode_query_len``, ``sums_dtype``, ``routed_sums``)."""
         return cls(
             ws,
             config.encode_dtype,
             passage_max_len=config.encode_passage_len,
             query_max_len=config.encode_query_len,
             sums_dtype=config.sums_dtype,
+            routed_sums=config.routed_sums,
         )
 
     def __post_init__(self) -> None:
@@ -107,16 +110,42 @@ class EmbeddingCache:
         params = {"training": training, "dtype": self.dtype, "max_length": max_length, **(settings or {})}
         claim(path, Recipe(self._code, params, {"encoder": identity, **texts}))
 
-    def passages(self, encoder: str, training: str = "zero-shot") -> tuple[list[str], np.ndarray]:
-        """Collection embeddings, computed once per encoder and cached with their ids."""
-        path = self._dir(encoder, training) / "passages.npz"
-        self._claim(path, encoder, training, self.passage_max_len, {"data": key_of(self.ws.data, "01_data")})
+    def passages(
+        self, encoder: str, training: str = "zero-shot", passage_format: str = "title+text"
+    ) -> tuple[list[str], np.ndarray]:
+        """Collection embeddings, computed once per encoder and passage format (`passage_text`)
+        and cached with their ids."""
+        name = (
+            "passages.npz" if passage_format == "title+text" else f"passages-{file_tag(passage_format)}.npz"
+        )
+        path = self._dir(encoder, training) / name
+        self._claim(
+            path,
+            encoder,
+            training,
+            self.passage_max_len,
+            {"data": key_of(self.ws.data, "01_data")},
+            {"passage_format": passage_format},
+        )
         return encode_passages(
             lambda: self.encoder(encoder, training),
             self.collection,
             path,
             self.passage_max_len,
             dtype=self.dtype,
+            passage_format=passage_format,
+        )
+
+    def other_passages(
+        self, encoder: str, passages: dict[str, Passage], name: str, training: str = "zero-shot"
+    ) -> tuple[list[str], np.ndarray]:
+        """Embeddings of a collection other than the evaluation one (the ceiling collection),
+        cached by name and the hash of its ids and texts."""
+        digest = hashlib.sha1("".join(f"{p.id}\t{p.title}\t{p.text}\n" for p in passages.values()).encode())
+        path = self._dir(encoder, training) / f"passages-{file_tag(name)}.npz"
+        self._claim(path, encoder, training, self.passage_max_len, {"texts": digest.hexdigest()[:10]})
+        return encode_passages(
+            lambda: self.encoder(encoder, training), passages, path, self.passage_max_len, dtype=self.dtype
         )
 
     def queries(
@@ -153,7 +182,12 @@ class EmbeddingCache:
         made = params_of(source, "03_generate")
         n, languages = made["n_queries"], list(made["generator_languages"])
         seen = seen_languages(self.ws)
-        groups = [SumGroup(None, tuple(range(1, n + 1)))] + ([SumGroup(tuple(seen), (n,))] if seen else [])
+        ns = tuple(range(1, n + 1))
+        groups = [SumGroup(None, ns)]
+        if self.routed_sums:  # one index per language: sums of that language's queries alone
+            groups += [SumGroup((lang,), ns) for lang in languages]
+        if seen and not (self.routed_sums and len(seen) == 1):  # else a language's group holds it
+            groups.append(SumGroup(tuple(seen), (n,)))
         path = self._dir(encoder, training) / f"sums{'' if variant == 'full' else '-' + variant}"
         settings = {
             "groups": [g.name for g in groups],
@@ -197,15 +231,22 @@ class EmbeddingCache:
             encoder, training, [r["text"] if r["text"].strip() else "?" for r in records]
         )
 
-    def system_passages(self, system: System) -> tuple[list[str], np.ndarray]:
-        """The passage ids and (augmented, for xQG) embeddings a system searches."""
-        pids, pemb = self.passages(system.encoder, system.training)  # a fresh array: augmented in place
+    def system_passages(self, system: System, language: str | None = None) -> tuple[list[str], np.ndarray]:
+        """The passage ids and (augmented, for xQG) embeddings a system searches; for a routed
+        mode, the index of the queries in `language`: passages augmented with that language's
+        queries alone, or the folded index when the system has none in it (English, an unseen
+        language)."""
+        # a fresh array: augmented in place
+        pids, pemb = self.passages(system.encoder, system.training, system.passage_format)
         if system.xqg:
+            routed, fold = split_mode(system.mode)
             sums = self.query_sums(system.encoder, system.training, system.generator)
             langs = system.gen_languages.split("+") if system.gen_languages else None
+            if routed and language in sums.languages and (langs is None or language in langs):
+                langs = [language]
             n = system.n_queries
             pemb = augment_with_sums(
-                pemb, sums.total(n, langs), sums.per_passage(n, langs), system.alpha, system.mode, out=pemb
+                pemb, sums.total(n, langs), sums.per_passage(n, langs), system.alpha, fold, out=pemb
             )
         return pids, pemb
 
@@ -217,11 +258,19 @@ class EmbeddingCache:
         k: int = 100,
         query_emb: np.ndarray | None = None,
     ) -> Run:
-        """A system's ranking (top k) of one query set."""
-        pids, pemb = self.system_passages(system)
+        """A system's ranking (top k) of one query set; a routed system searches each query in
+        the index of its language (the benchmark's language label)."""
         if query_emb is None:
             query_emb = self.queries(system.encoder, queries, query_name, system.training)
-        return dense_retrieve(pids, pemb, queries, query_emb, k)
+        if not (system.xqg and split_mode(system.mode)[0]):
+            pids, pemb = self.system_passages(system)
+            return dense_retrieve(pids, pemb, queries, query_emb, k)
+        run: Run = {}
+        for lang in sorted({q.language for q in queries}):
+            idx = [i for i, q in enumerate(queries) if q.language == lang]
+            pids, pemb = self.system_passages(system, lang)
+            run.update(dense_retrieve(pids, pemb, [queries[i] for i in idx], query_emb[idx], k))
+        return run
 
     def score_run(
         self, queries: Sequence[Query], run: Run, measures: Sequence[str], budgets: Sequence[int]

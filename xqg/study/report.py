@@ -134,15 +134,17 @@ def significance_table(
     ]
     out = []
     for (encoder, training), g in pq.groupby(["encoder", "training"]):
-        base = g[~g.xqg]
-        sys_ = g[g.xqg & (g.n_queries == n_queries) & (g.gen_languages == "") & (g.generator == "full")]
-        if base.empty or sys_.empty:
-            continue
-        a = {lang: dict(zip(d.query_id, d.value)) for lang, d in base.groupby("language")}
-        b = {lang: dict(zip(d.query_id, d.value)) for lang, d in sys_.groupby("language")}
-        df = compare(a, b, correction=correction)
-        df.insert(0, "encoder", f"{encoder} ({training})")
-        out.append(df.rename(columns={"group": "language"}))
+        xqg = g[g.xqg & (g.n_queries == n_queries) & (g.gen_languages == "") & (g.generator == "full")]
+        for _, sys_ in xqg.groupby("mode", sort=False):  # one xQG system per family of modes
+            base = g[~g.xqg & (g.passage_format == sys_.passage_format.iloc[0])]  # same passages read
+            if base.empty:
+                continue
+            a = {lang: dict(zip(d.query_id, d.value)) for lang, d in base.groupby("language")}
+            b = {lang: dict(zip(d.query_id, d.value)) for lang, d in sys_.groupby("language")}
+            df = compare(a, b, correction=correction)
+            df.insert(0, "encoder", f"{encoder} ({training})")
+            df.insert(1, "xqg_system", System.from_row(sys_.iloc[0]).label)
+            out.append(df.rename(columns={"group": "language"}))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
@@ -172,42 +174,56 @@ def draw_ablation(per_query: pd.DataFrame, metrics_shown: Sequence[str], trainin
     fig, axes = plt.subplots(1, len(metrics_shown), figsize=(3.2 * len(metrics_shown), 2.8), squeeze=False)
     for ax, metric in zip(axes[0], metrics_shown):
         g = pq[pq.metric == metric]
-        ns = sorted(g.n_queries.unique())
-        # macro over languages per n, with a bootstrap over queries within languages
-        means, lo, hi, pvals = [], [], [], []
-        base = g[g.n_queries == 0].set_index("query_id")["value"]
-        for n in ns:
-            cur = g[g.n_queries == n]
-            by_lang = [d["value"].to_numpy() for _, d in cur.groupby("language")]
-            mean, low, high = bootstrap_macro_mean(by_lang, scale=100)
-            means.append(mean)
-            lo.append(low)
-            hi.append(high)
-            if n:
-                s = cur.set_index("query_id")["value"].reindex(base.index)
-                pvals.append(paired_t(base.to_numpy(), s.to_numpy()))
-        adj = holm(pvals) if pvals else []
-        ax.plot(ns, means, marker="o", color="C0", label="macro mean over languages")
-        ax.fill_between(ns, lo, hi, alpha=0.2, color="C0", label="95% bootstrap CI")
-        for n, m, p in zip(ns[1:], means[1:], adj):
-            if p < 0.05:
-                ax.annotate("*", (n, m), textcoords="offset points", xytext=(0, 4), ha="center")
+        if g.xqg.any():  # the baseline that reads passages as the xQG systems do
+            g = g[g.passage_format == g[g.xqg].passage_format.iloc[0]]
+        base = g[~g.xqg]
+        modes = list(dict.fromkeys(g[g.xqg]["mode"]))  # one line per family of modes (folded, routed)
+        for color, mode in enumerate(modes):
+            cur_rows = pd.concat([base, g[g.xqg & (g["mode"] == mode)]])
+            ns, means, lo, hi, pvals = _ablation_line(cur_rows)
+            adj = holm(pvals) if pvals else []
+            ax.plot(ns, means, marker="o", color=f"C{color}", label=f"{mode}: macro mean over languages")
+            ax.fill_between(ns, lo, hi, alpha=0.2, color=f"C{color}", label=f"{mode}: 95% bootstrap CI")
+            for n, m, p in zip(ns[1:], means[1:], adj):
+                if p < 0.05:
+                    ax.annotate("*", (n, m), textcoords="offset points", xytext=(0, 4), ha="center")
+            ax.set_xticks(ns)
         ax.set_xlabel("generated queries per language (n)")
         ax.set_ylabel(f"{metric} (macro, %)")
-        ax.set_xticks(ns)
     handles, labels = axes[0][0].get_legend_handles_labels()
     sns.despine(fig)
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
     fig.legend(
         handles,
-        [*labels[:1], f"{labels[1]}; * n differs from n = 0 (paired t-test, Holm)"],
+        labels,
         loc="lower center",
         ncol=2,
         fontsize=7,
         frameon=False,
         bbox_to_anchor=(0.5, 0),
+        title="* n differs from n = 0 (paired t-test, Holm)",
+        title_fontsize=7,
     )
     return fig
+
+
+def _ablation_line(rows: pd.DataFrame) -> tuple[list, list, list, list, list]:
+    """(n values, macro means, CI lows, CI highs, paired-t p against n = 0 for n > 0) of one
+    family's per-query rows (the baseline's among them at n = 0)."""
+    ns = sorted(rows.n_queries.unique())
+    means, lo, hi, pvals = [], [], [], []
+    base = rows[rows.n_queries == 0].set_index("query_id")["value"]
+    for n in ns:
+        cur = rows[rows.n_queries == n]
+        by_lang = [d["value"].to_numpy() for _, d in cur.groupby("language")]
+        mean, low, high = bootstrap_macro_mean(by_lang, scale=100)
+        means.append(mean)
+        lo.append(low)
+        hi.append(high)
+        if n:
+            s = cur.set_index("query_id")["value"].reindex(base.index)
+            pvals.append(paired_t(base.to_numpy(), s.to_numpy()))
+    return ns, means, lo, hi, pvals
 
 
 def alpha_figure(metrics: pd.DataFrame, metric: str, out: Path) -> list[Path]:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from xqg.metrics.significance import bootstrap_macro_mean, holm, paired_t
 from xqg.study.report import save_figure, save_table, set_style
+from xqg.study.systems import family as mode_family
 
 RQ1_SYSTEMS = {  # (generator, gen_languages is all?) -> short name in tables and figures
     ("full", True): "xQG",
@@ -54,13 +55,19 @@ def _rq1_slices(per_query: pd.DataFrame, metric: str, n_queries: int) -> tuple[p
         & (per_query.training == main_training(per_query))
         & (per_query.encoder != "gold passage")
     ]
+    if pq.xqg.any():  # the baseline that reads passages as the xQG systems do
+        pq = pq[pq.passage_format == pq[pq.xqg].passage_format.iloc[0]]
     base = pq[~pq.xqg]
     systems = {}
-    for (generator, every), name in RQ1_SYSTEMS.items():
-        rows = pq[pq.xqg & (pq.n_queries == n_queries) & (pq.generator == generator)]
-        rows = rows[(rows.gen_languages == "") if every else (rows.gen_languages != "")]
-        if len(rows):
-            systems[name] = rows
+    for mode in dict.fromkeys(pq[pq.xqg]["mode"]):  # folded first, then routed (step 05's order)
+        suffix = "" if mode_family(mode) == "folded" else ", routed"
+        for (generator, every), name in RQ1_SYSTEMS.items():
+            rows = pq[
+                pq.xqg & (pq["mode"] == mode) & (pq.n_queries == n_queries) & (pq.generator == generator)
+            ]
+            rows = rows[(rows.gen_languages == "") if every else (rows.gen_languages != "")]
+            if len(rows):
+                systems[name + suffix] = rows
     return base, systems
 
 
@@ -179,12 +186,15 @@ def draw_rq1(per_query: pd.DataFrame, metrics_shown: Sequence[str], n_queries: i
     return fig
 
 
-def robustness_table(per_query: pd.DataFrame, metric: str) -> pd.DataFrame:
+def robustness_table(per_query: pd.DataFrame, metric: str, mode: str | None = None) -> pd.DataFrame:
     """Per family and severity: the macro clean and perturbed values and drops without and with
-    xQG, the difference of the drops, and a paired t-test on the per-query drops (Holm over cells)."""
+    xQG (the system of `mode`, default the first), the difference of the drops, and a paired
+    t-test on the per-query drops (Holm over cells)."""
     pq = per_query[(per_query.metric == metric) & (per_query.split == "robustness")]
     if pq.empty:
         return pd.DataFrame()
+    mode = mode or pq[pq.xqg]["mode"].iloc[0]
+    pq = pq[~pq.xqg | (pq["mode"] == mode)]
     clean = pq[pq.perturbation == "none"]
     rows = []
     for (family, severity), g in pq[pq.perturbation != "none"].groupby(["perturbation", "severity"]):
@@ -236,13 +246,16 @@ def robustness_figure(metrics: pd.DataFrame, metrics_shown: Sequence[str], out: 
             ax = axes[r][c]
             rows = m[(m.metric == metric) & (m.perturbation == family)]
             langs = set(rows.language)  # code_switch covers only the languages with a dictionary
-            for xqg, style in (
-                (False, dict(color="C0", marker="o", label="no xQG")),
-                (True, dict(color="C1", marker="s", ls="--", label="xQG")),
-            ):
+            modes = list(dict.fromkeys(m[m.xqg]["mode"]))
+            lines = [(None, dict(color="C0", marker="o", label="no xQG"))] + [
+                (mode, dict(color=f"C{i + 1}", marker="s", ls="--", label=f"xQG ({mode})"))
+                for i, mode in enumerate(modes)
+            ]
+            for mode, style in lines:
+                system = ~m.xqg if mode is None else m.xqg & (m["mode"] == mode)
                 cells = m[
                     (m.metric == metric)
-                    & (m.xqg == xqg)
+                    & system
                     & m.language.isin(langs)
                     & m.perturbation.isin(["none", family])
                 ]

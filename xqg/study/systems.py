@@ -14,6 +14,7 @@ import pandas as pd
 
 from xqg.data.schema import Query
 from xqg.io import read_json
+from xqg.retrieval.routing import split_mode
 from xqg.study.provenance import params_of
 from xqg.study.workspace import Workspace, file_tag
 
@@ -22,6 +23,7 @@ METRIC_COLUMNS = [
     "split",
     "encoder",
     "training",
+    "passage_format",
     "xqg",
     "n_queries",
     "alpha",
@@ -43,6 +45,7 @@ class System:
 
     encoder: str
     training: str = "zero-shot"  # or "fine-tuned"
+    passage_format: str = "title+text"  # what the encoder reads of a passage (or "text" alone)
     xqg: bool = False
     n_queries: int = 0
     alpha: float = 0.0
@@ -57,12 +60,16 @@ class System:
         """The system a metrics or per-query row describes."""
         kwargs = {f.name: row[f.name] for f in fields(cls) if f.name in row}
         kwargs["gen_languages"] = "" if pd.isna(kwargs.get("gen_languages", "")) else kwargs["gen_languages"]
+        if pd.isna(kwargs.get("passage_format", "")):  # rows written before the format was a column
+            kwargs.pop("passage_format")
         return cls(**kwargs)
 
     @property
     def label(self) -> str:
         """Row label in tables."""
-        base = f"{self.encoder} ({self.training})"
+        base = (
+            f"{self.encoder} ({self.training}{'' if self.passage_format == 'title+text' else ', text only'})"
+        )
         if not self.xqg:
             return base
         extra = "" if self.generator == "full" else f", {self.generator} generator"
@@ -72,7 +79,7 @@ class System:
     @property
     def tag(self) -> str:
         """A one-word name (TREC run tag and file name), unique among the study's systems."""
-        parts = [self.encoder, self.training]
+        parts = [self.encoder, self.training] + ([] if self.passage_format == "title+text" else ["text-only"])
         if self.xqg:
             parts.append(f"xqg-n{int(self.n_queries)}-a{self.alpha:g}-{self.mode}")
             parts += [self.generator] if self.generator != "full" else []
@@ -89,8 +96,15 @@ class System:
 GOLD = System("gold passage", "oracle")  # the reader on the gold passage alone (upper bound)
 
 
+def family(mode: str) -> str:
+    """``routed`` for a language-routed mode (``routed-sum``, ``routed-mean``), else ``folded``."""
+    return "routed" if split_mode(mode)[0] else "folded"
+
+
 def xqg_choice(ws: Workspace, training: str) -> dict:
-    """Step 05's alpha and mode for one training regime ({"alpha", "mode"})."""
+    """Step 05's choices for one training regime: the passage format and, per family of modes
+    present in the sweep, alpha and mode: {"passage_format": ..., "xqg": {"folded": {"alpha",
+    "mode"}, "routed": {...}}}."""
     path = ws.xqg_choice
     if not path.exists():
         raise FileNotFoundError(f"{path}: no alpha/mode choice yet; run step 05_retrieve first")
@@ -98,6 +112,16 @@ def xqg_choice(ws: Workspace, training: str) -> dict:
     if training not in choice:
         raise KeyError(f"{path}: no choice for training regime {training!r} (has {sorted(choice)})")
     return choice[training]
+
+
+def chosen_systems(ws: Workspace, encoder: str, training: str, n_queries: int) -> list[System]:
+    """One xQG system per family of modes, with step 05's alpha and mode (folded first)."""
+    choice = xqg_choice(ws, training)
+    base = System(encoder, training, choice["passage_format"])
+    return [
+        replace(base, xqg=True, n_queries=n_queries, alpha=c["alpha"], mode=c["mode"])
+        for c in choice["xqg"].values()
+    ]
 
 
 def seen_languages(ws: Workspace) -> list[str] | None:
@@ -111,21 +135,22 @@ def seen_languages(ws: Workspace) -> list[str] | None:
 def evaluation_systems(
     ws: Workspace, encoder: str, training: str, n_queries: int, unseen: Sequence[str] = ()
 ) -> list[System]:
-    """The systems scored on the test queries for one encoder: no xQG, xQG with 1..n queries, and
-    (RQ1) the full and seen-only generators restricted to the seen languages, and the seen-only
-    generator asked for every language. Alpha and mode are step 05's choice."""
-    choice = xqg_choice(ws, training)
-    base = System(encoder, training)
-    xqg = replace(base, xqg=True, n_queries=n_queries, alpha=choice["alpha"], mode=choice["mode"])
-    systems = [base] + [replace(xqg, n_queries=n) for n in range(1, n_queries + 1)]
+    """The systems scored on the test queries for one encoder: no xQG, then per family of modes
+    (folded, routed) xQG with 1..n queries and (RQ1) the full and seen-only generators restricted
+    to the seen languages, and the seen-only generator asked for every language. Alpha and mode
+    are step 05's choice per family."""
+    base = System(encoder, training, xqg_choice(ws, training)["passage_format"])
+    systems = [base]
     seen = seen_languages(ws)
-    if unseen and seen:
-        seen = "+".join(seen)
-        systems += [
-            replace(xqg, gen_languages=seen),
-            replace(xqg, generator="seen-only", gen_languages=seen),
-            replace(xqg, generator="seen-only"),
-        ]
+    for xqg in chosen_systems(ws, encoder, training, n_queries):
+        systems += [replace(xqg, n_queries=n) for n in range(1, n_queries + 1)]
+        if unseen and seen:
+            languages = "+".join(seen)
+            systems += [
+                replace(xqg, gen_languages=languages),
+                replace(xqg, generator="seen-only", gen_languages=languages),
+                replace(xqg, generator="seen-only"),
+            ]
     return systems
 
 
@@ -171,5 +196,5 @@ def evaluation_summary(metrics: pd.DataFrame) -> pd.DataFrame:
     rows of systems using every language (the baseline among them) are kept."""
     test = metrics[(metrics.split == "test") & (metrics.language == "macro")]
     test = test.assign(gen_languages=test.gen_languages.fillna("").astype(str))
-    index = ["training", "xqg", "n_queries", "generator", "gen_languages"]
+    index = ["training", "passage_format", "xqg", "mode", "n_queries", "generator", "gen_languages"]
     return test.pivot_table(index=index, columns="metric", values="value", sort=False).round(1)

@@ -18,7 +18,8 @@ from xqg.io import iter_jsonl, write_jsonl
 from xqg.paths import figures_dir, results_dir, work_dir
 
 GENERATOR_VARIANTS = ("full", "seen-only")
-QUERY_SETS = ("eval", "tuning", "train")  # evaluation (test), alpha-tuning and training queries
+QUERY_SETS = ("eval", "tuning", "train", "reader")  # test, alpha-tuning, training, reader training
+CEILING_SETS = ("augment", "tuning", "test")  # the ceiling collection's human questions
 
 
 def _suffix(variant: str) -> str:
@@ -62,11 +63,30 @@ class Workspace:
         """Passages of the training benchmark (retriever and reader training)."""
         return self.data / "train_collection.jsonl"
 
+    @property
+    def reader_collection(self) -> Path:
+        """Passages of the reader's training questions (the ``reader`` query set)."""
+        return self.data / "reader_collection.jsonl"
+
     def queries_file(self, name: str) -> Path:
-        """Queries of one set: ``eval`` (test), ``tuning`` (alpha) or ``train``."""
+        """Queries of one set: ``eval`` (test), ``tuning`` (alpha), ``train`` or ``reader`` (the
+        reader's training questions: ``train`` plus `reader_data`)."""
         if name not in QUERY_SETS:
             raise ValueError(f"query set must be one of {QUERY_SETS}, got {name!r}")
         return self.data / f"{name}_queries.jsonl"
+
+    @property
+    def ceiling_collection(self) -> Path:
+        """The ceiling collection: paragraphs of held-out training-benchmark articles (XQuAD) that
+        no model trains on, each with parallel human questions in every language."""
+        return self.data / "ceiling_collection.jsonl"
+
+    def ceiling_queries(self, name: str) -> Path:
+        """Human questions of the ceiling collection: ``augment`` (reserved to augment their
+        paragraph, never asked), ``tuning`` (alpha) or ``test``."""
+        if name not in CEILING_SETS:
+            raise ValueError(f"ceiling query set must be one of {CEILING_SETS}, got {name!r}")
+        return self.data / f"ceiling_{name}_queries.jsonl"
 
     @property
     def generator_train(self) -> Path:
@@ -130,6 +150,11 @@ class Workspace:
     def generated_queries(self, variant: str = "full") -> Path:
         """Step 03's generated queries of one generator variant (JSON Lines)."""
         return self.work / "generated" / f"queries{_suffix(variant)}.jsonl"
+
+    @property
+    def ceiling_generated(self) -> Path:
+        """Step 03's queries for the ceiling collection (the full generator; JSON Lines)."""
+        return self.work / "generated" / "ceiling-queries.jsonl"
 
     def embeddings_dir(self, encoder: str, training: str, dtype: str) -> Path:
         """Cached embeddings of one encoder, training regime and encoding dtype."""

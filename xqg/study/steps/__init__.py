@@ -18,6 +18,7 @@ STEP_MODULES = {
     "03_generate": "generate",
     "04_train_retriever": "train_retriever",
     "05_retrieve": "retrieve",
+    "05b_ceiling": "ceiling",
     "06_qa": "qa",
     "07_robustness": "robustness",
     "08_analysis": "analysis",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ import pandas as pd
 
 from xqg.io import write_csv, write_text_atomic
 from xqg.paths import PROJECT_ROOT
+from xqg.study.ceiling import curve_finding
 from xqg.study.config import Count, StepConfig, arg
 from xqg.study.report import (
     ablation_figure,
@@ -30,6 +32,7 @@ from xqg.study.research_questions import (
     rq2_findings,
     write_table,
 )
+from xqg.study.systems import family
 from xqg.study.workspace import Workspace
 
 
@@ -63,6 +66,9 @@ def _read_all(results: Path, names: Sequence[str]) -> pd.DataFrame:
     df = pd.concat(frames, ignore_index=True)
     df["gen_languages"] = df["gen_languages"].fillna("")
     df["generator"] = df["generator"].fillna("full") if "generator" in df else "full"
+    df["passage_format"] = (
+        df["passage_format"].fillna("title+text") if "passage_format" in df else "title+text"
+    )
     return df
 
 
@@ -88,10 +94,8 @@ def run(workspace: Workspace, config: Config) -> dict:
         if not sig.empty:
             sig.insert(1, "metric", metric)
             sig_parts.append(sig)
-            marked = {r.encoder for r in sig.itertuples() if r.significant}
-            table.index = [
-                f"{i} †" if " + xQG" in i and i.split(" + xQG")[0] in marked else i for i in table.index
-            ]
+            marked = {r.xqg_system for r in sig.itertuples() if r.significant}
+            table.index = [f"{i} †" if i in marked else i for i in table.index]
         save_table(
             table,
             tables_dir / f"retrieval_{metric.replace('@', '_at_')}",
@@ -130,6 +134,10 @@ def run(workspace: Workspace, config: Config) -> dict:
     )
     figs += rq["figures"]
     quality = workspace.result("generation_quality.csv")
+    ceiling = ceiling_section(workspace)
+    if ceiling:
+        rq["findings"] += "\n" + ceiling + "\n"
+        write_text_atomic(tables_dir / "findings.md", rq["findings"])
     if c.update_readme:
         section = readme_section(tables, quality, figures, significance, rq)
         update_readme(PROJECT_ROOT / "README.md", section)
@@ -145,7 +153,7 @@ def _write_rq_tables(tables: dict[str, pd.DataFrame], prefix: Path, caption: str
     """Each metric's table as `<prefix>_<metric>.{csv,tex,md}`; returns the CSV paths."""
     out = []
     for m, t in tables.items():
-        path = prefix.with_name(f"{prefix.name}_{m.replace('@', '_at_')}")
+        path = prefix.with_name(f"{prefix.name}_{re.sub(r'[^A-Za-z0-9]+', '_', m.replace('@', '_at_'))}")
         write_table(t, path, caption=caption.format(m=m))
         out.append(path.with_suffix(".csv"))
     return out
@@ -190,7 +198,13 @@ def write_research_questions(
             tables.append(tables_dir / "rq1_gains.csv")
     if rq1:
         figs += rq1_figure(per_query, list(rq1), n_queries, unseen, figures / "rq1_per_language_gains")
-    rq2 = {m: robustness_table(per_query, m) for m in robustness_metrics if m in available}
+    robust = per_query[(per_query.split == "robustness") & per_query.xqg]
+    rq2 = {
+        m + ("" if family(mode) == "folded" else ", routed"): robustness_table(per_query, m, mode)
+        for m in robustness_metrics
+        if m in available
+        for mode in dict.fromkeys(robust["mode"])
+    }
     rq2 = {m: t for m, t in rq2.items() if len(t)}
     tables += _write_rq_tables(
         rq2,
@@ -209,14 +223,34 @@ def write_research_questions(
     return {"tables": tables, "figures": figs, "findings": findings}
 
 
+def ceiling_section(ws: Workspace) -> str:
+    """The ceiling's finding, table and figure (step 05b), or "" when it did not run."""
+    path = ws.result("ceiling_curve.csv")
+    if not path.exists():
+        return ""
+    curve = pd.read_csv(path)
+    metric = next(c for c in curve.columns if c.endswith(" gain")).removesuffix(" gain")
+    table = (ws.tables / "ceiling_curve").with_suffix(".md")
+    rel = ws.figures.relative_to(PROJECT_ROOT) if ws.figures.is_absolute() else ws.figures
+    return "\n\n".join(
+        [
+            "**The human-question ceiling and the quality-to-gain curve** (XQuAD paragraphs of held-out "
+            "articles; gain over no xQG on their test questions, 95% bootstrap interval)",
+            curve_finding(curve, metric),
+            table.read_text() if table.exists() else "",
+            f"![Ceiling curve]({rel}/ceiling_curve.png)",
+        ]
+    )
+
+
 def finding(significance: pd.DataFrame) -> str:
     """One sentence per metric: the macro change and the languages that differ after correction."""
     lines = []
-    for (encoder, metric), g in significance.groupby(["encoder", "metric"], sort=False):
+    for (system, metric), g in significance.groupby(["xqg_system", "metric"], sort=False):
         sig = g[g.significant]
         where = ", ".join(f"{r.language} ({100 * r.delta:+.1f})" for r in sig.itertuples()) or "none"
         lines.append(
-            f"- {encoder}, {metric}: mean change over languages {100 * g.delta.mean():+.2f} points; "
+            f"- {system}, {metric}: mean change over languages {100 * g.delta.mean():+.2f} points; "
             f"languages with a significant change (paired t-test, Holm over languages): {where}."
         )
     return "\n".join(lines)

@@ -18,13 +18,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xqg.data.mlqa import load_mlqa
-from xqg.data.schema import Benchmark
-from xqg.data.splits import article_side, drop_shared_articles, sample_queries, split_by_article
+from xqg.data.schema import Benchmark, Passage, Query
+from xqg.data.splits import (
+    article_side,
+    drop_shared_articles,
+    reserve_questions,
+    sample_queries,
+    split_by_article,
+)
+from xqg.data.squad_dev import load_squad_dev, load_squad_es_dev
 from xqg.data.xquad import load_xquad
 from xqg.generation.prompts import check_languages, triples
 from xqg.io import write_json
 from xqg.paths import data_dir
-from xqg.study.config import Amount, Share, StepConfig, arg
+from xqg.study.config import Amount, Count, ReaderData, Share, StepConfig, arg
 from xqg.study.provenance import Recipe, claim, code_version, file_identity
 from xqg.study.workspace import Workspace, save_passages, save_queries, save_triples
 
@@ -47,6 +54,22 @@ class Config(StepConfig):
     train_fraction: Share = arg(
         "when train_benchmark == eval_benchmark: share of its articles that train (the rest evaluate)",
         default=0.5,
+    )
+    ceiling_fraction: Share = arg(
+        "share of the training benchmark's articles (XQuAD) held out from all training as the "
+        "human-question ceiling collection (0: none)",
+        default=0.0,
+    )
+    ceiling_queries: Count = arg(
+        "human questions reserved per ceiling paragraph (and language) to augment it; the "
+        "generator writes as many for the generated comparison",
+        default=2,
+    )
+    reader_data: list[ReaderData] = arg(
+        "extra reader training data beyond the training benchmark: squad (SQuAD v1.1 dev, English), "
+        "squad-es (its Spanish questions on the English paragraphs); articles shared with the "
+        "evaluation or ceiling collections are dropped",
+        default_factory=list,
     )
     collection_file: str = arg(
         "xor-tydi: XOR's enwiki_20190201_w100.tsv (DPR layout) or the authors' augmented corpus", default=""
@@ -108,6 +131,56 @@ def recipe(config: Config) -> Recipe:
     return Recipe(code_version(__name__), config.params(), inputs)
 
 
+def reader_training(
+    training: Benchmark, train_queries: list[Query], extra: Sequence[str], held_out: Sequence[Benchmark]
+) -> tuple[dict[str, Passage], list[Query]]:
+    """The reader's training questions and passages: the training benchmark's, plus each of
+    `extra` (SQuAD dev, SQuAD-es dev) without the articles of `held_out` collections and without
+    questions the training benchmark already holds (XQuAD's English questions are SQuAD's)."""
+    passages, queries = dict(training.passages), list(train_queries)
+    if extra:
+        squad = load_squad_dev()
+        sources = {"squad": squad, "squad-es": load_squad_es_dev(squad)}
+        have = {q.id for q in queries}
+        for name in extra:
+            bench = sources[name]
+            for other in held_out:
+                bench = drop_shared_articles(bench, other)
+            new = [q for q in bench.queries if q.id not in have]
+            have.update(q.id for q in new)
+            queries += new
+            passages.update({q.gold_passage: bench.passages[q.gold_passage] for q in new})
+    return passages, queries
+
+
+def write_ceiling(ws: Workspace, config: Config, ceiling: Benchmark) -> dict:
+    """The ceiling collection and its human questions in the generator's languages: per paragraph
+    `ceiling_queries` reserved to augment it (`reserve_questions`), the rest split by article into
+    alpha-tuning and test questions as the evaluation queries are. Returns its counts."""
+    languages = set(config.generator_languages)
+    ceiling = Benchmark(
+        ceiling.name, ceiling.split, ceiling.passages, [q for q in ceiling.queries if q.language in languages]
+    )
+    passages, reserved, rest = reserve_questions(ceiling, config.ceiling_queries, config.seed)
+    tuning = [
+        q
+        for q in rest
+        if article_side(q.article or q.qid, config.alpha_tuning_fraction, config.seed + 1) == "eval"
+    ]
+    tuning_ids = {q.id for q in tuning}
+    test = [q for q in rest if q.id not in tuning_ids]
+    save_passages(ws.ceiling_collection, passages)
+    for name, queries in (("augment", reserved), ("tuning", tuning), ("test", test)):
+        save_queries(ws.ceiling_queries(name), queries)
+    return {
+        "ceiling passages": len(passages),
+        "ceiling articles": len({p.title for p in passages.values()}),
+        "ceiling augmenting questions": len(reserved),
+        "ceiling tuning questions": len(tuning),
+        "ceiling test questions": len(test),
+    }
+
+
 def run(workspace: Workspace, config: Config) -> dict:
     """Write the prepared data under ``workspace.data`` and return a summary of counts.
 
@@ -118,6 +191,13 @@ def run(workspace: Workspace, config: Config) -> dict:
     max_passages = c.max_passages or None
     eval_languages = check_languages(c.eval_languages)
     generator_languages = check_languages(c.generator_languages)
+    if c.ceiling_fraction > 0 and (c.eval_benchmark == "xor-tydi" or c.train_benchmark == c.eval_benchmark):
+        raise ValueError(
+            f"ceiling_fraction {c.ceiling_fraction}: the ceiling needs a training benchmark with parallel "
+            f"questions other than the evaluated one (mini: xquad), not {c.train_benchmark!r}"
+        )
+    summary_ceiling: dict = {}
+    ceiling = None
     if c.eval_benchmark == "xor-tydi":
         evaluation, training = _xor_benchmarks(eval_languages, c.collection_file, c.train_file)
     elif c.train_benchmark == c.eval_benchmark:  # one benchmark: its articles are split, not dropped
@@ -136,6 +216,9 @@ def run(workspace: Workspace, config: Config) -> dict:
     else:
         evaluation = _limit_passages(_load(c.eval_benchmark, eval_languages), max_passages, seed)
         training = drop_shared_articles(_load(c.train_benchmark, generator_languages + ["en"]), evaluation)
+        if c.ceiling_fraction > 0:  # held out before anything trains: no model sees these articles
+            training, ceiling = split_by_article(training, c.ceiling_fraction, seed + 2)
+            summary_ceiling = write_ceiling(ws, c, _limit_passages(ceiling, max_passages, seed))
         training = _limit_passages(training, max_passages, seed)
 
     gen_triples = triples(training, generator_languages)
@@ -163,10 +246,13 @@ def run(workspace: Workspace, config: Config) -> dict:
     save_triples(ws.generator_train, gen_triples)
     save_passages(ws.generator_heldout, {p.id: p for p in heldout})
     save_passages(ws.train_collection, training.passages)
-    save_queries(
-        ws.queries_file("train"),
-        [q for q in training.queries if q.language in set(generator_languages) | {"en"}],
+    train_queries = [q for q in training.queries if q.language in set(generator_languages) | {"en"}]
+    save_queries(ws.queries_file("train"), train_queries)
+    reader_passages, reader_queries = reader_training(
+        training, train_queries, c.reader_data, [evaluation] + ([ceiling] if ceiling else [])
     )
+    save_passages(ws.reader_collection, reader_passages)
+    save_queries(ws.queries_file("reader"), reader_queries)
     summary = {
         "collection passages": len(evaluation.passages),
         "evaluation queries (test)": len(test),
@@ -176,7 +262,9 @@ def run(workspace: Workspace, config: Config) -> dict:
         "held-out passages (checkpoint selection)": len(heldout),
         "retriever training queries": len(training.queries),
         "training collection passages": len(training.passages),
+        "reader training questions": len(reader_queries),
         "test queries per language": {lang: sum(q.language == lang for q in test) for lang in eval_languages},
+        **summary_ceiling,
     }
     write_json(ws.data_summary, summary)
     return summary

@@ -43,6 +43,10 @@ class Config(EncodingConfig):
         "import the authors' generated queries (augmented corpus JSONL)", default=""
     )
     unseen_languages: list[str] = arg("RQ1: the seen-only generator writes these too (never trained on them)")
+    ceiling_queries: Count = arg(
+        "queries per ceiling paragraph and language (as many as the human questions reserved in step 01)",
+        default=2,
+    )
 
 
 def run(workspace: Workspace, config: Config) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
@@ -53,6 +57,8 @@ def run(workspace: Workspace, config: Config) -> dict[str, tuple[pd.DataFrame, p
     for variant in generator_variants(config.generator_languages, config.unseen_languages):
         generate(workspace, config, variant)
         reports[variant] = quality(workspace, cache, config.encoder, variant)
+    if workspace.ceiling_collection.exists():
+        generate_ceiling(workspace, config)
     return reports
 
 
@@ -97,6 +103,30 @@ def generate(ws: Workspace, config: Config, variant: str = "full") -> None:
         list(ws.passages().values()),
         config.generator_languages,
         config.n_queries,
+        out,
+        top_k=config.top_k,
+        max_new_tokens=config.max_new_tokens,
+        batch_size=config.generation_batch_size,
+        seed=config.seed,
+    )
+
+
+def generate_ceiling(ws: Workspace, config: Config) -> None:
+    """The full generator's `ceiling_queries` per paragraph and language of the ceiling collection
+    (step 01 held its articles out of every model's training), for step 05b's comparison with
+    the human questions reserved there."""
+    out = ws.ceiling_generated
+    params = {**config.params(*QUERY_PARAMS), "n_queries": config.ceiling_queries}
+    inputs = {
+        "data": key_of(ws.data, "01_data"),
+        "generator": key_of(ws.generator_dir(), "02_train_generator"),
+    }
+    claim(out, Recipe(code_version("xqg.generation.run", "xqg.study.generators"), params, inputs))
+    generate_collection(
+        load_trained_generator(ws, config.generator_kind),
+        list(ws.passages(ws.ceiling_collection).values()),
+        config.generator_languages,
+        config.ceiling_queries,
         out,
         top_k=config.top_k,
         max_new_tokens=config.max_new_tokens,

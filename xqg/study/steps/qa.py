@@ -81,7 +81,7 @@ def build_reader(ws: Workspace, config: Config) -> dict:
         )
     else:
         reader = Reader.from_pretrained(c.reader_model, max_length=c.reader_max_length)
-    examples = qa_examples(ws.queries("train"), ws.passages(ws.train_collection))
+    examples = qa_examples(ws.queries("reader"), ws.passages(ws.reader_collection))
     history = []
     if c.reader_steps > 0:
         args = ReaderTrainingArgs(

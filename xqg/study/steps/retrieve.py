@@ -20,9 +20,9 @@ from xqg.data.schema import Query
 from xqg.io import write_csv, write_json
 from xqg.retrieval.search import write_trec_qrels, write_trec_run
 from xqg.study.checks import check_before_work
-from xqg.study.config import Alphas, Count, EncodingConfig, Modes, Training, arg
+from xqg.study.config import Alphas, Count, EncodingConfig, Modes, PassageFormat, Training, arg
 from xqg.study.encoding import EmbeddingCache
-from xqg.study.systems import System, evaluation_systems, tidy
+from xqg.study.systems import System, evaluation_systems, family, tidy
 from xqg.study.workspace import Workspace
 
 
@@ -40,19 +40,53 @@ class Config(EncodingConfig):
     measures: list[str] = arg("gold-passage measures")
     token_budgets: list[Count] = arg("R@kt budgets (answer in the first k tokens)")
     base_training: Training = arg("how the encoder as loaded was trained (zero-shot or fine-tuned)")
+    passage_formats: list[PassageFormat] = arg(
+        "what the encoder reads of a passage (title+text, text), compared on the tuning queries; the "
+        "best is used and every one is reported",
+        default_factory=lambda: ["title+text"],
+    )
     unseen_languages: list[str] = arg("RQ1: score the seen-only generator's queries too")
 
 
-def choose_xqg(
+def _tuning_score(agg: pd.DataFrame, metric: str) -> float:
+    return agg[(agg.language == "macro") & (agg.metric == metric)]["value"].iloc[0]
+
+
+def choose_format(
     cache: EmbeddingCache, config: Config, training: str, tuning: Sequence[Query]
-) -> tuple[dict, list[pd.DataFrame]]:
-    """The sweep on the tuning queries: ({"alpha", "mode"}, its metrics rows). Best tuning score
-    wins; ties go to the sum mode (the authors') and then the smaller alpha."""
+) -> tuple[str, list[pd.DataFrame]]:
+    """The passage format whose baseline (no xQG) scores best on the tuning queries (ties: the
+    first listed), and the baselines' tuning rows (the chosen format's is the last)."""
     c = config
-    base = System(c.encoder, training)
+    scored = []
+    for fmt in c.passage_formats if tuning else []:
+        s = System(c.encoder, training, fmt)
+        agg, _ = tidy(
+            s,
+            cache.score(s, tuning, "tuning", c.measures, c.token_budgets),
+            tuning,
+            c.eval_benchmark,
+            "tuning",
+        )
+        scored.append((_tuning_score(agg, c.select_metric), fmt, agg))
+    if not scored:
+        return c.passage_formats[0], []
+    best = sorted(scored, key=lambda t: -round(t[0], 6))[0]
+    return best[1], [agg for _, fmt, agg in scored if fmt != best[1]] + [best[2]]
+
+
+def choose_xqg(
+    cache: EmbeddingCache, config: Config, training: str, tuning: Sequence[Query], passage_format: str
+) -> tuple[dict[str, dict], list[pd.DataFrame]]:
+    """The sweep on the tuning queries: ({family: {"alpha", "mode"}}, its metrics rows), one choice
+    per family of modes present (folded: sum, mean; routed: routed-sum, routed-mean). Best tuning
+    score wins; ties go to the sum mode (the authors') and then the smaller alpha. The
+    baseline's tuning rows are `choose_format`'s."""
+    c = config
+    base = System(c.encoder, training, passage_format)
     rows, sweep = [], []
     if not tuning:
-        return {"alpha": c.alphas[0], "mode": c.modes[0]}, rows
+        return {family(m): {"alpha": c.alphas[0], "mode": m} for m in reversed(c.modes)}, rows
     for mode in c.modes:
         for alpha in c.alphas:
             s = replace(base, xqg=True, n_queries=c.n_queries, alpha=alpha, mode=mode)
@@ -64,18 +98,13 @@ def choose_xqg(
                 "tuning",
             )
             rows.append(agg)
-            score = agg[(agg.language == "macro") & (agg.metric == c.select_metric)]["value"].iloc[0]
-            sweep.append((score, alpha, mode))
-    agg, _ = tidy(
-        base,
-        cache.score(base, tuning, "tuning", c.measures, c.token_budgets),
-        tuning,
-        c.eval_benchmark,
-        "tuning",
-    )
-    rows.append(agg)
-    best = sorted(sweep, key=lambda s: (-round(s[0], 6), s[2] != "sum", s[1]))[0]
-    return {"alpha": best[1], "mode": best[2]}, rows
+            sweep.append((_tuning_score(agg, c.select_metric), alpha, mode))
+    chosen = {}
+    for fam in dict.fromkeys(family(m) for m in c.modes):
+        part = [s for s in sweep if family(s[2]) == fam]
+        best = sorted(part, key=lambda s: (-round(s[0], 6), not s[2].endswith("sum"), s[1]))[0]
+        chosen[fam] = {"alpha": best[1], "mode": best[2]}
+    return dict(sorted(chosen.items())), rows
 
 
 def run(workspace: Workspace, config: Config) -> dict:
@@ -89,10 +118,14 @@ def run(workspace: Workspace, config: Config) -> dict:
     test = workspace.queries("eval")
     all_rows, all_pq, chosen = [], [], {}
     for training in workspace.trainings(c.base_training):
-        chosen[training], rows = choose_xqg(cache, c, training, tuning)
-        all_rows += rows
+        fmt, format_rows = choose_format(cache, c, training, tuning)
+        choice, rows = choose_xqg(cache, c, training, tuning, fmt)
+        chosen[training] = {"passage_format": fmt, "xqg": choice}
+        all_rows += format_rows + rows
         write_json(workspace.xqg_choice, chosen)
-        for s in evaluation_systems(workspace, c.encoder, training, c.n_queries, c.unseen_languages):
+        other_formats = [System(c.encoder, training, f) for f in c.passage_formats if f != fmt]
+        systems = evaluation_systems(workspace, c.encoder, training, c.n_queries, c.unseen_languages)
+        for s in systems + other_formats:  # every format's baseline is reported beside the chosen one
             run = cache.run(s, test, "test")
             write_trec_run(workspace.run_file("test", s.tag), run, s.tag)
             scores = cache.score_run(test, run, c.measures, c.token_budgets)

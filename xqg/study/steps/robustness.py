@@ -32,7 +32,7 @@ from xqg.study.config import (
 )
 from xqg.study.encoding import EmbeddingCache
 from xqg.study.reading import answer_queries, load_reader, open_reads, qa_scores
-from xqg.study.systems import System, tidy, xqg_choice
+from xqg.study.systems import System, chosen_systems, tidy, xqg_choice
 from xqg.study.workspace import Workspace
 
 
@@ -126,12 +126,8 @@ def run(workspace: Workspace, config: Config) -> dict:
     cache = EmbeddingCache.for_step(ws, c)
     # the retriever step 04 trained, when there is one (as the paper's xDR), else the encoder as loaded
     training = ws.trainings(c.base_training)[-1]
-    choice = xqg_choice(ws, training)
-    base = System(c.encoder, training)
-    systems = [
-        base,
-        replace(base, xqg=True, n_queries=c.n_queries, alpha=choice["alpha"], mode=choice["mode"]),
-    ]
+    base = System(c.encoder, training, xqg_choice(ws, training)["passage_format"])
+    systems = [base, *chosen_systems(ws, c.encoder, training, c.n_queries)]
     languages = sorted({q.language for q in sample})
     dicts, coverage = dictionaries(languages if "code_switch" in families else [], c.dictionary_dir)
     reader = load_reader(ws, c.reader_max_length)

@@ -15,7 +15,7 @@ from xqg.generation.e5_generator import build_generator, param_count
 from xqg.generation.seq2seq import Seq2SeqGenerator, Seq2SeqTrainingArgs, fine_tune
 from xqg.generation.train_e5 import GeneratorTrainingArgs, train_e5_generator
 from xqg.study.checks import check_before_work
-from xqg.study.config import Amount, Count, GeneratorKind, Rate, StepConfig, arg
+from xqg.study.config import Amount, Count, Dtype, GeneratorKind, Rate, StepConfig, arg
 from xqg.study.generators import check_kind, generator_variants
 from xqg.study.named_models import encoder_path, generator_path
 from xqg.study.provenance import Recipe, claim, code_version, key_of
@@ -34,6 +34,9 @@ class Config(StepConfig):
     generator_batch_size: Count = arg("triples per step")
     generator_lr: Rate = arg("AdamW learning rate")
     generator_eval_every: Count = arg("steps between checkpoint evaluations")
+    generator_dtype: Dtype = arg(
+        "e5-decoder: float32, or bfloat16 (the decoder's forward under CPU autocast)", default="float32"
+    )
     decoder_layers: Count = arg("e5-decoder: decoder layers, copied from e5's top layers", default=2)
     copy_gate: bool = arg("e5-decoder: learned bonus for the passage's own pieces", default=True)
     unseen_languages: list[str] = arg("RQ1: languages a second (seen-only) generator never trains on")
@@ -87,7 +90,9 @@ def train_generator(
             copy_gate=config.copy_gate,
             seed=config.seed,
         )
-        history = train_e5_generator(gen, train, heldout, collection, GeneratorTrainingArgs(**schedule))
+        history = train_e5_generator(
+            gen, train, heldout, collection, GeneratorTrainingArgs(**schedule, dtype=config.generator_dtype)
+        )
         return {"history": history, "parameters": param_count(gen), "vocabulary": gen.vocab_size}
     gen = Seq2SeqGenerator.from_pretrained(generator_path(config.generator_model, ws))
     history = []
