@@ -167,7 +167,8 @@ def test_squad_es_joins_to_english_squad_paragraphs(raw_data):
 
 def test_mini_splits_are_leakage_free_by_article(smoke_run):
     """Every split the smoke run prepared from real data: the ceiling collection shares no article
-    with anything trained on or evaluated, and no training set shares one with the evaluation."""
+    with the generator's training data or the evaluation collection, and the reader's training
+    data none with the evaluation collection."""
     data = smoke_run / "work" / "smoke" / "data"
 
     def titles(name: str) -> set[str]:
@@ -180,7 +181,8 @@ def test_mini_splits_are_leakage_free_by_article(smoke_run):
     generator = titles("generator_train.jsonl")
     reader = titles("reader_collection.jsonl")
     assert ceiling and generator and reader
-    assert shared_articles(ceiling, evaluation | generator | reader) == set()
+    # the reader is evaluated on MLQA only: it may read the ceiling's articles, nothing else may
+    assert shared_articles(ceiling, evaluation | generator) == set()
     assert shared_articles(reader, evaluation) == set()
     summary = json.loads((data / "summary.json").read_text())
     assert summary["ceiling test questions"] > 0 and summary["reader training questions"] > 0

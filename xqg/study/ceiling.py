@@ -1,8 +1,9 @@
 """The human-question ceiling and the quality-to-gain curve (step 05b).
 
-On a collection no model trained on (XQuAD paragraphs of held-out articles, step 01), every
-paragraph is augmented with the same number of queries per language from one *source*: the
-human questions reserved for it (``generator = human``), the generator's queries (``full``), or
+On a collection neither generator nor retriever trained on (XQuAD paragraphs of held-out
+articles, step 01), every paragraph is augmented with the same number of queries per language
+from one *source*: the human questions reserved for it (``generator = human``), the generator's
+queries (``full``), or
 a mixture with an exact share of human questions (``human-50%``). Each source's gain over no
 augmentation, with a 95% bootstrap interval, is set against the round-trip Recall@10 of the
 queries it used: how good must a generator be for xQG to pay?

@@ -78,7 +78,8 @@ class Workspace:
     @property
     def ceiling_collection(self) -> Path:
         """The ceiling collection: paragraphs of held-out training-benchmark articles (XQuAD) that
-        no model trains on, each with parallel human questions in every language."""
+        neither the generator nor the retriever trains on, each with parallel human questions in
+        every language."""
         return self.data / "ceiling_collection.jsonl"
 
     def ceiling_queries(self, name: str) -> Path:

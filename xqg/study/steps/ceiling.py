@@ -1,7 +1,7 @@
 """Step 05b (`05b_ceiling`): the human-question ceiling and the quality-to-gain curve.
 
-The ceiling collection (step 01: XQuAD paragraphs of articles no model trained on) is augmented
-with `ceiling_queries` queries per paragraph and language from each source of
+The ceiling collection (step 01: XQuAD paragraphs of articles neither generator nor retriever
+trained on) is augmented with `ceiling_queries` queries per paragraph and language from each source of
 `xqg.study.ceiling`: the reserved human questions (``generator = human``), the generator's
 queries (step 03), and mixtures of both at `human_shares`. For each source and each family of
 modes (folded: ``sum``/``mean``; language-routed: ``routed-sum``/``routed-mean``, see

@@ -56,8 +56,8 @@ class Config(StepConfig):
         default=0.5,
     )
     ceiling_fraction: Share = arg(
-        "share of the training benchmark's articles (XQuAD) held out from all training as the "
-        "human-question ceiling collection (0: none)",
+        "share of the training benchmark's articles (XQuAD) held out from generator and retriever "
+        "training as the human-question ceiling collection (0: none)",
         default=0.0,
     )
     ceiling_queries: Count = arg(
@@ -68,7 +68,7 @@ class Config(StepConfig):
     reader_data: list[ReaderData] = arg(
         "extra reader training data beyond the training benchmark: squad (SQuAD v1.1 dev, English), "
         "squad-es (its Spanish questions on the English paragraphs); articles shared with the "
-        "evaluation or ceiling collections are dropped",
+        "evaluation collection are dropped",
         default_factory=list,
     )
     collection_file: str = arg(
@@ -197,7 +197,6 @@ def run(workspace: Workspace, config: Config) -> dict:
             f"questions other than the evaluated one (mini: xquad), not {c.train_benchmark!r}"
         )
     summary_ceiling: dict = {}
-    ceiling = None
     if c.eval_benchmark == "xor-tydi":
         evaluation, training = _xor_benchmarks(eval_languages, c.collection_file, c.train_file)
     elif c.train_benchmark == c.eval_benchmark:  # one benchmark: its articles are split, not dropped
@@ -216,7 +215,7 @@ def run(workspace: Workspace, config: Config) -> dict:
     else:
         evaluation = _limit_passages(_load(c.eval_benchmark, eval_languages), max_passages, seed)
         training = drop_shared_articles(_load(c.train_benchmark, generator_languages + ["en"]), evaluation)
-        if c.ceiling_fraction > 0:  # held out before anything trains: no model sees these articles
+        if c.ceiling_fraction > 0:  # held out before the generator trains: it never sees these articles
             training, ceiling = split_by_article(training, c.ceiling_fraction, seed + 2)
             summary_ceiling = write_ceiling(ws, c, _limit_passages(ceiling, max_passages, seed))
         training = _limit_passages(training, max_passages, seed)
@@ -248,9 +247,9 @@ def run(workspace: Workspace, config: Config) -> dict:
     save_passages(ws.train_collection, training.passages)
     train_queries = [q for q in training.queries if q.language in set(generator_languages) | {"en"}]
     save_queries(ws.queries_file("train"), train_queries)
-    reader_passages, reader_queries = reader_training(
-        training, train_queries, c.reader_data, [evaluation] + ([ceiling] if ceiling else [])
-    )
+    # the reader is evaluated on the evaluation questions only: the ceiling (a retrieval
+    # experiment) does not constrain its training data
+    reader_passages, reader_queries = reader_training(training, train_queries, c.reader_data, [evaluation])
     save_passages(ws.reader_collection, reader_passages)
     save_queries(ws.queries_file("reader"), reader_queries)
     summary = {
