@@ -186,3 +186,22 @@ def test_mini_splits_are_leakage_free_by_article(smoke_run):
     assert shared_articles(reader, evaluation) == set()
     summary = json.loads((data / "summary.json").read_text())
     assert summary["ceiling test questions"] > 0 and summary["reader training questions"] > 0
+
+
+def test_routed_and_human_rows_reach_every_results_file(smoke_run):
+    """Issue 15's rows: a routed system beside the folded one in retrieval, QA and robustness, and
+    the ceiling's human and generated sources in both families, with the curve beside them."""
+    results = smoke_run / "results" / "smoke"
+    for name in ("metrics_retrieval.csv", "metrics_qa.csv", "metrics_robustness.csv"):
+        modes = set(pd.read_csv(results / name).query("xqg")["mode"])
+        assert any(m.startswith("routed-") for m in modes) and modes - {"routed-sum", "routed-mean"}, name
+    ceiling = pd.read_csv(results / "metrics_ceiling.csv", keep_default_na=False)
+    test = ceiling[ceiling.split == "test"]
+    assert {HUMAN, GENERATED, "human-50%"} <= set(test.generator)
+    for source in (HUMAN, GENERATED):
+        modes = set(test[test.xqg & (test.generator == source)]["mode"])
+        assert len(modes) == 2 and sum(m.startswith("routed-") for m in modes) == 1
+    curve = pd.read_csv(results / "ceiling_curve.csv")
+    assert len(curve) == 2 * 3 and set(curve.family) == {"folded", "routed"}
+    assert (smoke_run / "figures" / "smoke" / "ceiling_curve.png").exists()
+    assert "human-question ceiling" in (results / "tables" / "findings.md").read_text()

@@ -106,7 +106,7 @@ def test_smoke_pipeline_answers_questions_end_to_end(smoke_run):
     n_test = summary["evaluation queries (test)"]
     assert (macro[macro.metric == "F1"]["n"] == n_test).all()
     wide = qa.pivot_table(
-        index=["encoder", "training", "xqg", "generator", "gen_languages", "language"],
+        index=["encoder", "training", "xqg", "mode", "generator", "gen_languages", "language"],
         columns="metric",
         values="value",
     )
@@ -115,7 +115,7 @@ def test_smoke_pipeline_answers_questions_end_to_end(smoke_run):
     assert (
         len(preds)
         == n_test
-        * macro.drop_duplicates(["encoder", "training", "xqg", "generator", "gen_languages"]).shape[0]
+        * macro.drop_duplicates(["encoder", "training", "xqg", "mode", "generator", "gen_languages"]).shape[0]
     )
 
 
@@ -243,16 +243,24 @@ def test_make_lab_runs_as_root_with_the_projects_kernel():
 
 
 def test_step_05_closing_table_keeps_every_system(smoke_run):
-    """Read as the notebook reads it: 2 trainings x (baseline, n = 1, 2, three RQ1 systems)."""
+    """Read as the notebook reads it: 2 trainings x (a baseline per passage format, then per family
+    of modes, folded and routed: n = 1, 2 and three RQ1 systems)."""
     from xqg.study.systems import evaluation_summary
 
     metrics = pd.read_csv(smoke_run / "results" / "smoke" / "metrics_retrieval.csv", keep_default_na=False)
+    choice = json.loads((smoke_run / "work" / "smoke" / "xqg_config.json").read_text())
     table = evaluation_summary(metrics)
-    assert len(table) == 12 and not table.isna().any().any()
-    assert ("zero-shot", False, 0, "full", "") in table.index  # the baseline
+    assert len(table) == 2 * (2 + 2 * 5) and not table.isna().any().any()
+    fmt = choice["zero-shot"]["passage_format"]
+    key = ("zero-shot", fmt, False, "sum", 0, "full", "")  # the chosen format's baseline
     base = metrics[(metrics.split == "test") & (metrics.language == "macro") & (metrics.metric == "MRR@10")]
-    base = base[(base.training == "zero-shot") & ~base.xqg]
-    assert table.loc[("zero-shot", False, 0, "full", ""), "MRR@10"] == round(base["value"].iloc[0], 1)
+    base = base[(base.training == "zero-shot") & ~base.xqg & (base.passage_format == fmt)]
+    assert table.loc[key, "MRR@10"] == round(base["value"].iloc[0], 1)
+    # every xQG system reads passages in the chosen format, one per family with step 05's choice
+    xqg = table.reset_index()
+    xqg = xqg[xqg.xqg & (xqg.training == "zero-shot") & (xqg.n_queries == 2) & (xqg.gen_languages == "")]
+    assert set(xqg.passage_format) == {fmt}
+    assert set(xqg["mode"]) == {c["mode"] for c in choice["zero-shot"]["xqg"].values()}
 
 
 def test_reader_is_the_same_whatever_ran_before_it(smoke_run, tmp_path):

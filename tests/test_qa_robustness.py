@@ -133,7 +133,9 @@ def _pq(rows):
         "value",
     ]
     df = pd.DataFrame(rows, columns=cols)
-    return df.assign(metric="F1", training="zero-shot", encoder="e", split="test")
+    return df.assign(
+        metric="F1", training="zero-shot", encoder="e", split="test", mode="sum", passage_format="title+text"
+    )
 
 
 def test_rq1_table_by_hand():
@@ -204,6 +206,7 @@ def _synthetic_per_query(seed=0):
             for i in range(20):
                 rows.append(
                     {"split": "test", "perturbation": "none", "training": "zero-shot", "encoder": "e5",
+                     "passage_format": "title+text", "mode": "sum",
                      "xqg": xqg, "n_queries": n, "generator": generator, "gen_languages": langs,
                      "metric": "MRR@10", "language": lang, "query_id": f"{lang}{i}", "value": rng.random()}
                 )  # fmt: skip
@@ -227,7 +230,8 @@ def test_ablation_band_is_labelled():
 
     fig = draw_ablation(_synthetic_per_query(), ["MRR@10"])
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels[0] == "macro mean over languages" and labels[1].startswith("95% bootstrap CI")
+    assert labels == ["sum: macro mean over languages", "sum: 95% bootstrap CI"]
+    assert "paired t-test, Holm" in fig.legends[0].get_title().get_text()
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     assert not fig.legends[0].get_window_extent(renderer).overlaps(fig.axes[0].get_window_extent(renderer))

@@ -252,7 +252,9 @@ def test_one_benchmark_for_training_and_evaluation_is_split_by_article(tmp_path,
     from xqg.study.steps import data
 
     ws = Workspace("smoke", tmp_path / "w", tmp_path / "r", tmp_path / "f")
-    config = data.Config.load("smoke", {"train_benchmark": "xquad", "eval_benchmark": "xquad"})
+    config = data.Config.load(
+        "smoke", {"train_benchmark": "xquad", "eval_benchmark": "xquad", "ceiling_fraction": 0.0}
+    )
     summary = data.run(ws, config)
     trained = {p.title for p in ws.passages(ws.train_collection).values()} | {t.title for t in ws.triples()}
     evaluated = {q.article for q in ws.queries("eval") + ws.queries("tuning")}

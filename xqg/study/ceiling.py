@@ -143,6 +143,7 @@ def save_curve(table: pd.DataFrame, metric: str, table_out: Path, figure_out: Pa
     """The curve as a table (CSV, Markdown, LaTeX) and a figure (PDF, PNG)."""
     shown = table.set_index(table.family + ", " + table.generator).drop(columns=["family", "generator"])
     shown["alpha"] = shown["alpha"].map("{:g}".format)  # 0.003 would print as 0.0
+    shown["human share"] = shown["human share"].map(lambda v: f"{100 * v:g}%")
     caption = f"Gain in {metric} over no xQG on the ceiling collection against query quality (95% CI)."
     return save_table(shown, table_out, bold_max=False, caption=caption) + save_figure(
         draw_curve(table, metric), figure_out

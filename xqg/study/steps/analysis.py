@@ -11,7 +11,7 @@ import pandas as pd
 
 from xqg.io import write_csv, write_text_atomic
 from xqg.paths import PROJECT_ROOT
-from xqg.study.ceiling import curve_finding
+from xqg.study.ceiling import curve_finding, save_curve
 from xqg.study.config import Count, StepConfig, arg
 from xqg.study.report import (
     ablation_figure,
@@ -230,6 +230,7 @@ def ceiling_section(ws: Workspace) -> str:
         return ""
     curve = pd.read_csv(path)
     metric = next(c for c in curve.columns if c.endswith(" gain")).removesuffix(" gain")
+    save_curve(curve, metric, ws.tables / "ceiling_curve", ws.figure("ceiling_curve"))
     table = (ws.tables / "ceiling_curve").with_suffix(".md")
     rel = ws.figures.relative_to(PROJECT_ROOT) if ws.figures.is_absolute() else ws.figures
     return "\n\n".join(
@@ -237,7 +238,7 @@ def ceiling_section(ws: Workspace) -> str:
             "**The human-question ceiling and the quality-to-gain curve** (XQuAD paragraphs of held-out "
             "articles; gain over no xQG on their test questions, 95% bootstrap interval)",
             curve_finding(curve, metric),
-            table.read_text() if table.exists() else "",
+            table.read_text(),
             f"![Ceiling curve]({rel}/ceiling_curve.png)",
         ]
     )

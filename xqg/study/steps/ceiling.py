@@ -7,8 +7,8 @@ queries (step 03), and mixtures of both at `human_shares`. For each source and e
 modes (folded: ``sum``/``mean``; language-routed: ``routed-sum``/``routed-mean``, see
 `xqg.retrieval.routing`), alpha and mode are chosen on the tuning questions as step 05 chooses
 them, then scored on the test questions. Writes ``metrics_ceiling.csv``, the per-query scores,
-``ceiling_quality.csv`` (round-trip Recall@10 of every source), ``ceiling_curve.csv`` and its
-table and figure; the TREC runs go to ``runs/ceiling/``.
+``ceiling_quality.csv`` (round-trip Recall@10 of every source) and ``ceiling_curve.csv`` (step 08
+draws its table and figure); the TREC runs go to ``runs/ceiling/``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from xqg.study.ceiling import (
     families,
     generated_queries,
     mixture,
-    save_curve,
 )
 from xqg.study.checks import check_before_work
 from xqg.study.config import Alphas, Count, EncodingConfig, Modes, Share, Training, arg
@@ -155,5 +154,4 @@ def run(workspace: Workspace, config: Config) -> dict:
     curve = curve_table(pq, quality_df, c.curve_metric)
     write_csv(curve, ws.result("ceiling_curve.csv"))
     write_json(ws.work / "ceiling_choice.json", chosen)
-    save_curve(curve, c.curve_metric, ws.tables / "ceiling_curve", ws.figure("ceiling_curve"))
     return {"chosen": chosen, "curve": curve}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -98,11 +99,16 @@ def generate(ws: Workspace, config: Config, variant: str = "full") -> None:
             config.released_queries_file, config.generator_languages, config.n_queries, out
         )
         return
+    _sample(ws, config, variant, list(ws.passages().values()), config.n_queries, out)
+
+
+def _sample(ws: Workspace, config: Config, variant: str, passages: list, n: int, out: Path) -> None:
+    """`n` top-k-sampled queries per passage and language by one variant's generator (resumable)."""
     generate_collection(
         load_trained_generator(ws, config.generator_kind, variant),
-        list(ws.passages().values()),
+        passages,
         config.generator_languages,
-        config.n_queries,
+        n,
         out,
         top_k=config.top_k,
         max_new_tokens=config.max_new_tokens,
@@ -113,7 +119,7 @@ def generate(ws: Workspace, config: Config, variant: str = "full") -> None:
 
 def generate_ceiling(ws: Workspace, config: Config) -> None:
     """The full generator's `ceiling_queries` per paragraph and language of the ceiling collection
-    (step 01 held its articles out of every model's training), for step 05b's comparison with
+    (step 01 held its articles out of the generator's training), for step 05b's comparison with
     the human questions reserved there."""
     out = ws.ceiling_generated
     params = {**config.params(*QUERY_PARAMS), "n_queries": config.ceiling_queries}
@@ -122,16 +128,8 @@ def generate_ceiling(ws: Workspace, config: Config) -> None:
         "generator": key_of(ws.generator_dir(), "02_train_generator"),
     }
     claim(out, Recipe(code_version("xqg.generation.run", "xqg.study.generators"), params, inputs))
-    generate_collection(
-        load_trained_generator(ws, config.generator_kind),
-        list(ws.passages(ws.ceiling_collection).values()),
-        config.generator_languages,
-        config.ceiling_queries,
-        out,
-        top_k=config.top_k,
-        max_new_tokens=config.max_new_tokens,
-        batch_size=config.generation_batch_size,
-        seed=config.seed,
+    _sample(
+        ws, config, "full", list(ws.passages(ws.ceiling_collection).values()), config.ceiling_queries, out
     )
 
 
