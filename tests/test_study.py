@@ -109,7 +109,11 @@ def test_extends_cycles_and_unknown_parents_are_named(params):
 
 def test_overrides_replace_profile_values_with_type_checks():
     config = step_config("05_retrieve").load("mini", {"alphas": [0.5], "n_queries": 3})
-    assert config.alphas == [0.5] and config.n_queries == 3 and config.modes == ["sum", "mean"]
+    assert (
+        config.alphas == [0.5]
+        and config.n_queries == 3
+        and config.modes == ["sum", "mean", "routed-sum", "routed-mean"]
+    )
     with pytest.raises(ValueError, match="'n_queries' = 3.5"):
         step_config("05_retrieve").load("mini", {"n_queries": 3.5})
 

@@ -210,7 +210,7 @@ def test_step_06_rerun_from_scratch_writes_the_same_metrics_bytes(smoke_run, tmp
             {"alphas": [-0.5, 0.1]},
             "'alphas[0]' = [-0.5, 0.1]: Input should be greater than or equal to 0",
         ),
-        ("05_retrieve", {"modes": ["avg"]}, "Input should be 'sum' or 'mean'"),
+        ("05_retrieve", {"modes": ["avg"]}, "Input should be 'sum', 'mean', 'routed-sum' or 'routed-mean'"),
         ("03_generate", {"n_queries": "two"}, "'n_queries' = 'two': Input should be a valid integer"),
         ("03_generate", {"n_queries": 0}, "greater than or equal to 1"),
         ("07_robustness", {"perturbation_severities": [0.0]}, "greater than 0"),

@@ -138,7 +138,11 @@ class StepConfig:
             for key, (_, path) in sorted(merged.items())
             if key not in types and path.name != "common.yml"
         ]
-        required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
+        required = {
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
         chain = profile_chain(profile, params)
         problems += [
             f"params/{chain[-1]}: '{key}' is not set for step {cls.STEP} ({help_of(f)})"

@@ -232,7 +232,7 @@ def ceiling_section(ws: Workspace) -> str:
     metric = next(c for c in curve.columns if c.endswith(" gain")).removesuffix(" gain")
     save_curve(curve, metric, ws.tables / "ceiling_curve", ws.figure("ceiling_curve"))
     table = (ws.tables / "ceiling_curve").with_suffix(".md")
-    rel = ws.figures.relative_to(PROJECT_ROOT) if ws.figures.is_absolute() else ws.figures
+    rel = ws.figures.relative_to(PROJECT_ROOT) if ws.figures.is_relative_to(PROJECT_ROOT) else ws.figures
     return "\n\n".join(
         [
             "**The human-question ceiling and the quality-to-gain curve** (XQuAD paragraphs of held-out "
