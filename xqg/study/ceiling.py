@@ -20,13 +20,12 @@ import numpy as np
 import pandas as pd
 
 from xqg.data.schema import Query
-from xqg.retrieval.routing import split_mode
 from xqg.study.report import save_figure, save_table, set_style
 from xqg.study.research_questions import bootstrap_delta
+from xqg.study.systems import family as mode_family
 
 HUMAN = "human"
 GENERATED = "full"  # the generator variant whose queries the ceiling compares
-FAMILIES = {False: "folded", True: "routed"}
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,7 @@ def families(modes: Sequence[str]) -> dict[str, list[str]]:
     """{"folded": [...], "routed": [...]}: the modes of each family present in `modes`."""
     out: dict[str, list[str]] = {}
     for mode in modes:
-        out.setdefault(FAMILIES[split_mode(mode)[0]], []).append(mode)
+        out.setdefault(mode_family(mode), []).append(mode)
     return out
 
 
@@ -106,7 +105,7 @@ def curve_table(
         q = quality[quality.generator == generator]
         rows.append(
             {
-                "family": FAMILIES[split_mode(mode)[0]],
+                "family": mode_family(mode),
                 "generator": generator,
                 "human share": float(q.human_share.iloc[0]),
                 "mode": mode,

@@ -18,7 +18,7 @@ import pandas as pd
 
 from xqg.metrics.significance import bootstrap_macro_mean, holm, paired_t
 from xqg.study.report import save_figure, save_table, set_style
-from xqg.study.systems import family as mode_family
+from xqg.study.systems import family_suffix
 
 RQ1_SYSTEMS = {  # (generator, gen_languages is all?) -> short name in tables and figures
     ("full", True): "xQG",
@@ -60,7 +60,7 @@ def _rq1_slices(per_query: pd.DataFrame, metric: str, n_queries: int) -> tuple[p
     base = pq[~pq.xqg]
     systems = {}
     for mode in dict.fromkeys(pq[pq.xqg]["mode"]):  # folded first, then routed (step 05's order)
-        suffix = "" if mode_family(mode) == "folded" else ", routed"
+        suffix = family_suffix(mode)
         for (generator, every), name in RQ1_SYSTEMS.items():
             rows = pq[
                 pq.xqg & (pq["mode"] == mode) & (pq.n_queries == n_queries) & (pq.generator == generator)

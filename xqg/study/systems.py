@@ -101,6 +101,11 @@ def family(mode: str) -> str:
     return "routed" if split_mode(mode)[0] else "folded"
 
 
+def family_suffix(mode: str) -> str:
+    """What a system name gains for its family: nothing for the folded (the paper's), ", routed"."""
+    return "" if family(mode) == "folded" else ", routed"
+
+
 def xqg_choice(ws: Workspace, training: str) -> dict:
     """Step 05's choices for one training regime: the passage format and, per family of modes
     present in the sweep, alpha and mode: {"passage_format": ..., "xqg": {"folded": {"alpha",

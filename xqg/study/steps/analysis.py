@@ -32,7 +32,7 @@ from xqg.study.research_questions import (
     rq2_findings,
     write_table,
 )
-from xqg.study.systems import family
+from xqg.study.systems import family_suffix
 from xqg.study.workspace import Workspace
 
 
@@ -200,7 +200,7 @@ def write_research_questions(
         figs += rq1_figure(per_query, list(rq1), n_queries, unseen, figures / "rq1_per_language_gains")
     robust = per_query[(per_query.split == "robustness") & per_query.xqg]
     rq2 = {
-        m + ("" if family(mode) == "folded" else ", routed"): robustness_table(per_query, m, mode)
+        m + family_suffix(mode): robustness_table(per_query, m, mode)
         for m in robustness_metrics
         if m in available
         for mode in dict.fromkeys(robust["mode"])
