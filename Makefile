@@ -2,6 +2,7 @@
 # Each creates the environment (.venv) it needs on first use.
 
 PROFILE ?= mini
+TORCH_INDEX ?=   # e.g. https://download.pytorch.org/whl/cu126 for a chosen CUDA build (see README)
 PYTHON  := .venv/bin/python
 VENV    := .venv/.installed
 DATA    := data/raw/MANIFEST.json
@@ -17,11 +18,11 @@ FORCE:
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  $(STEPS): one pipeline step (and what it needs)"
-	@echo "  PROFILE=$(PROFILE) (smoke | mini | paper | paper-xlmr | paper-released)"
+	@echo "  PROFILE=$(PROFILE) (smoke | mini | paper | paper-tuned | paper-xlmr | paper-released | paper-dryrun)"
 
 $(VENV): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv .venv
-	$(PYTHON) -m pip install -q torch==2.13.0
+	$(PYTHON) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PYTHON) -m pip install -q -e ".[dev,notebooks]"
 	$(PYTHON) -m ipykernel install --user --name xqg --display-name "Python (xqg)" > /dev/null
 	touch $@
@@ -48,6 +49,12 @@ $(WORK)/05b_ceiling.done:        $(WORK)/03_generate.done
 $(WORK)/06_qa.done:              $(WORK)/05_retrieve.done
 $(WORK)/07_robustness.done:      $(WORK)/06_qa.done
 $(WORK)/08_analysis.done:        $(WORK)/05_retrieve.done $(WORK)/05b_ceiling.done $(WORK)/06_qa.done $(WORK)/07_robustness.done
+
+# paper-dryrun reads a tiny XOR-TyDi world in the published formats, written from the mirror's text
+DRYRUN_DATA := data/dryrun/MANIFEST.json
+$(DRYRUN_DATA): xqg/data/dryrun.py $(DATA) | $(VENV)
+	$(PYTHON) -m xqg.data.dryrun
+work/paper-dryrun/01_data.done: $(DRYRUN_DATA)
 
 $(WORK)/.fingerprint/%: FORCE | $(VENV)
 	+@$(PYTHON) -m xqg.pipeline fingerprint $* --profile $(PROFILE) --out $@

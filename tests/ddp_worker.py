@@ -17,7 +17,7 @@ def main(out: str) -> None:
     texts = [p.text for p in list(bench.passages.values())[:40]] + [q.text for q in bench.queries[:200]]
     passages = [p.text for p in list(bench.passages.values())[:50]]
     examples = [
-        TrainExample(q.text, bench.passages[q.gold_passage].text, (passages[i], passages[i + 1]))
+        TrainExample(q.text, (bench.passages[q.gold_passage].text,), (passages[i], passages[i + 1]))
         for i, q in enumerate(bench.queries[:16])
     ]
     enc = tiny_encoder(texts, "bert", seed=0)

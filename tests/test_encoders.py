@@ -23,6 +23,7 @@ from xqg.training.dense_retriever import (
     TrainExample,
     TrainingArgs,
     contrastive_loss,
+    epoch_group,
     mine_hard_negatives,
     train,
 )
@@ -152,6 +153,23 @@ def test_hard_negatives_exclude_gold():
     assert "g" not in negs["q"] and len(negs["q"]) == 5 and set(negs["q"]) == {"a", "b", "c"}
 
 
+def test_epoch_groups_rotate_as_tevatron():
+    """A pool of 14 negatives read 7 at a time: epochs 0 and 1 see all 14 once, epoch 2 repeats
+    epoch 0; the positive rotates through the positives; a pool smaller than n is drawn from."""
+    negatives = tuple(f"n{i}" for i in range(14))
+    ex = TrainExample("q", ("p0", "p1"), negatives)
+    e0, e1, e2 = (epoch_group(ex, 3, epoch, 7, seed=42) for epoch in (0, 1, 2))
+    assert len(e0) == len(e1) == 8
+    assert sorted(e0[1:] + e1[1:]) == sorted(negatives)
+    assert e2[1:] == e0[1:]
+    assert {e0[0], e1[0]} == {"p0", "p1"} and e2[0] == e0[0]
+    small = epoch_group(TrainExample("q", ("p",), ("a", "b")), 0, 0, 7, seed=0)
+    assert small[0] == "p" and len(small) == 8 and set(small[1:]) <= {"a", "b"}
+    assert epoch_group(ex, 3, 0, 0, seed=42) == (e0[0],)
+    with pytest.raises(ValueError, match="no positive"):
+        TrainExample("q", (), negatives)
+
+
 def test_contrastive_loss_hand_computed():
     q = torch.tensor([[1.0, 0.0]])
     p = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
@@ -163,7 +181,7 @@ def _examples(mlqa, n=8):
     qs = [q for q in mlqa.queries if q.language == "de"][:n]
     texts = [p.text for p in list(mlqa.passages.values())[:50]]
     return [
-        TrainExample(q.text, mlqa.passages[q.gold_passage].text, (texts[i], texts[i + 1]))
+        TrainExample(q.text, (mlqa.passages[q.gold_passage].text,), (texts[i], texts[i + 1]))
         for i, q in enumerate(qs)
     ]
 
@@ -184,11 +202,14 @@ def test_training_lowers_loss_and_resumes(small_texts, mlqa, tmp_path):
     enc = tiny_encoder(small_texts, "bert", seed=0)
     from xqg.training.dense_retriever import batch_loss
 
+    queries = [e.query for e in examples]
+    groups = [epoch_group(e, i, 0, args.n_negatives, args.seed) for i, e in enumerate(examples)]
+
     with torch.no_grad():
-        before = batch_loss(enc, examples, args).item()
+        before = batch_loss(enc, queries, groups, args).item()
     full = train(enc, examples, args)
     with torch.no_grad():
-        after = batch_loss(enc, examples, args).item()
+        after = batch_loss(enc, queries, groups, args).item()
     assert after < before
     assert (tmp_path / "run" / "final" / "xqg_encoder.json").exists()
     # Stopped after step 3, resumed in a fresh process: the same losses and weights.

@@ -69,8 +69,10 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
-    """Yield the records of a JSON Lines file, naming file and line of a malformed one."""
-    with open(path, encoding="utf-8") as f:
+    """Yield the records of a JSON Lines file (gzip-compressed when its name ends in ``.gz``),
+    naming file and line of a malformed one."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue

@@ -30,6 +30,7 @@ from xqg.paths import PROJECT_ROOT, runs_dir, work_dir
 from xqg.study.config import (
     EXTENDS,
     PARAMS,
+    PLACEMENT,
     help_of,
     merged_params,
     profile_chain,
@@ -119,7 +120,7 @@ def write_fingerprint(step: str, profile: str, out: Path) -> bool:
     only when it changed (so Make sees a new file time only then); returns whether it changed."""
     module = module_name(step)
     merged = merged_params(profile, step)
-    values = {k: merged[k][0] for k in config_fields(module) if k in merged}
+    values = {k: merged[k][0] for k in config_fields(module) if k in merged and k not in PLACEMENT}
     digest = step_fingerprint([module, "xqg.pipeline"], values)
     if out.exists() and out.read_text() == digest:
         return False

@@ -11,6 +11,7 @@ import csv
 import gzip
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from xqg.data.schema import DataError, Passage, Query
@@ -76,42 +77,76 @@ def iter_dpr_tsv(path: str | Path) -> Iterator[Passage]:
 
 def iter_augmented_corpus(path: str | Path) -> Iterator[tuple[Passage, dict[str, list[str]]]]:
     """Stream the authors' released corpus with generated queries (``ielab/xor-tydi-xqg-augmented``
-    exported to JSON Lines): rows ``{docid, title, text, generated_queries: {lang: [q0, ...]}}``."""
-    for lineno, rec in enumerate(iter_jsonl(path), 1):
-        for key in ("docid", "title", "text"):
-            if key not in rec:
-                raise DataError(f"{path}:{lineno}: field '{key}' missing")
-        yield Passage(str(rec["docid"]), rec["title"], rec["text"]), rec.get("generated_queries") or {}
+    exported to JSON Lines): rows ``{docid, title, text, generated_queries: {lang: [q0, ...]}}``.
+
+    `path` is one JSON Lines file (``.gz`` too) or a folder of shards (``*.jsonl``, ``*.jsonl.gz``,
+    read in name order, as the hub's exporter and `export_released_queries` write them)."""
+    path = Path(path)
+    files = released_shards(path) if path.is_dir() else [path]
+    for file in files:
+        for lineno, rec in enumerate(iter_jsonl(file), 1):
+            for key in ("docid", "text"):
+                if key not in rec:
+                    raise DataError(f"{file}:{lineno}: field '{key}' missing")
+            generated = rec.get("generated_queries") or {}
+            if not isinstance(generated, dict) or any(not isinstance(v, list) for v in generated.values()):
+                raise DataError(f"{file}:{lineno}: field 'generated_queries' must map languages to lists")
+            yield Passage(str(rec["docid"]), rec.get("title") or "", rec["text"]), generated
+
+
+def released_shards(folder: Path) -> list[Path]:
+    """The JSON Lines shards of a folder, in name order; an error when there are none."""
+    files = sorted(p for p in folder.iterdir() if p.name.endswith((".jsonl", ".jsonl.gz")))
+    if not files:
+        raise DataError(f"{folder}: no JSON Lines shards (*.jsonl, *.jsonl.gz)")
+    return files
+
+
+@dataclass(frozen=True)
+class TrainGroup:
+    """A training query's positive and negative passage ids (Tevatron's group)."""
+
+    positives: tuple[str, ...]
+    negatives: tuple[str, ...]
 
 
 def load_tevatron_train(
     path: str | Path, languages: dict[str, str]
-) -> tuple[dict[str, Passage], list[Query]]:
+) -> tuple[dict[str, Passage], list[Query], dict[str, TrainGroup]]:
     """Tevatron's ``xor-tydi`` training file (JSON Lines: query_id, query, answers,
-    positive_passages [{docid, title, text}]); `languages` maps query ids to languages (from the
-    XOR-Retrieve training file)."""
+    positive_passages and negative_passages [{docid, title, text}]); `languages` maps query ids to
+    languages (from the XOR-Retrieve training file). Returns every passage, the queries (gold: the
+    first positive) and each query's group of positive and negative ids; a query without a
+    positive is skipped, as Tevatron cannot train on it."""
     passages: dict[str, Passage] = {}
-    queries = []
+    queries, groups = [], {}
     for lineno, rec in enumerate(iter_jsonl(path), 1):
         for key in ("query_id", "query", "positive_passages"):
             if key not in rec:
                 raise DataError(f"{path}:{lineno}: field '{key}' missing")
         if not rec["positive_passages"]:
             continue
-        pos = rec["positive_passages"][0]
-        passages.setdefault(str(pos["docid"]), Passage(str(pos["docid"]), pos.get("title", ""), pos["text"]))
+        ids = {}
+        for field in ("positive_passages", "negative_passages"):
+            ids[field] = []
+            for i, p in enumerate(rec.get(field) or []):
+                if "docid" not in p or "text" not in p:
+                    raise DataError(f"{path}:{lineno}: {field}[{i}] needs 'docid' and 'text'")
+                passages.setdefault(str(p["docid"]), Passage(str(p["docid"]), p.get("title", ""), p["text"]))
+                ids[field].append(str(p["docid"]))
         qid = str(rec["query_id"])
         if qid not in languages:
             raise DataError(f"{path}:{lineno}: query {qid} not in the XOR-Retrieve training file")
-        queries.append(
-            Query(
-                f"{qid}-{languages[qid]}",
-                qid,
-                languages[qid],
-                rec["query"],
-                tuple(rec.get("answers") or ()),
-                str(pos["docid"]),
-                pos.get("title"),
-            )
+        gold = ids["positive_passages"][0]
+        query = Query(
+            f"{qid}-{languages[qid]}",
+            qid,
+            languages[qid],
+            rec["query"],
+            tuple(rec.get("answers") or ()),
+            gold,
+            passages[gold].title,
         )
-    return passages, queries
+        queries.append(query)
+        groups[query.id] = TrainGroup(tuple(ids["positive_passages"]), tuple(ids["negative_passages"]))
+    return passages, queries, groups

@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 from xqg.data.schema import Passage
 from xqg.languages import language_name, normalise_code
+from xqg.models.device import to_device
 from xqg.models.encoder import Encoder, EncoderSpec
 
 PAD, EOS, UNK = 0, 1, 2  # reduced-vocabulary indices of the specials
@@ -173,7 +174,9 @@ class E5QuestionGenerator(nn.Module):
     def encode_passages(self, passages: Sequence[Passage]) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder states [B, L, H] and attention masks of ``passage: {title} {text}``."""
         texts = [f"{p.title} {p.text}" for p in passages]
-        batch = self.encoder.tokenize(texts, "passage", self.config.max_passage_len)
+        batch = to_device(
+            self.encoder.tokenize(texts, "passage", self.config.max_passage_len), self.out_bias.device
+        )
         self.encoder.model.eval()
         states = self.encoder.model(**batch).last_hidden_state
         return states, batch["attention_mask"]
@@ -186,21 +189,20 @@ class E5QuestionGenerator(nn.Module):
             truncation=True,
             max_length=self.config.max_passage_len,
         )["input_ids"]
-        mask = torch.zeros(len(passages), self.vocab_size)
+        mask = torch.zeros(len(passages), self.vocab_size, device=self.out_bias.device)
         for row, seq in enumerate(ids):
-            red = self.reduced_of_full[torch.tensor(seq, dtype=torch.long)]
+            red = self.reduced_of_full[torch.tensor(seq, dtype=torch.long, device=mask.device)]
             mask[row, red[red >= 3 + len(self.languages)]] = 1.0
         return mask
 
     # -- decoding --------------------------------------------------------------------------
     def _bias(self, mem_mask: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(mem_mask.shape, dtype=torch.float32).masked_fill(mem_mask == 0, float("-inf"))[
-            :, None, None, :
-        ]
+        zeros = torch.zeros(mem_mask.shape, dtype=torch.float32, device=mem_mask.device)
+        return zeros.masked_fill(mem_mask == 0, float("-inf"))[:, None, None, :]
 
     def logits(self, tokens, states, mem_mask, copy_mask, start: int = 0, caches=None):
         """Logits for `tokens` at positions start..; `caches` as returned before (or None)."""
-        pos = torch.arange(start, start + tokens.shape[1])
+        pos = torch.arange(start, start + tokens.shape[1], device=tokens.device)
         x = self.emb_ln(self.embed(tokens) + self.pos(pos)[None])
         bias = self._bias(mem_mask)
         new = []
@@ -221,7 +223,7 @@ class E5QuestionGenerator(nn.Module):
     def target_ids(self, language: str, question: str) -> list[int]:
         """Reduced ids of a training question with its language token and EOS."""
         full = self.encoder.tokenizer(question, add_special_tokens=False)["input_ids"]
-        red = self.reduced_of_full[torch.tensor(full, dtype=torch.long)].tolist()
+        red = self.reduced_of_full[torch.tensor(full, dtype=torch.long, device=self.out_bias.device)].tolist()
         lang = 3 + self.languages.index(normalise_code(language))
         return [lang, *red[: self.config.max_question_len], EOS]
 
@@ -243,8 +245,8 @@ class E5QuestionGenerator(nn.Module):
         states, mem_mask = states.repeat_interleave(n, 0), mem_mask.repeat_interleave(n, 0)
         copy_mask = copy_mask.repeat_interleave(n, 0)
         lang = 3 + self.languages.index(normalise_code(language))
-        tokens = torch.full((b * n, 1), lang, dtype=torch.long)
-        done = torch.zeros(b * n, dtype=torch.bool)
+        tokens = torch.full((b * n, 1), lang, dtype=torch.long, device=states.device)
+        done = torch.zeros(b * n, dtype=torch.bool, device=states.device)
         out, caches, step_tokens = [], None, tokens
         max_new = min(max_new_tokens, self.pos.num_embeddings - 1)
         for t in range(max_new):
@@ -273,7 +275,7 @@ class E5QuestionGenerator(nn.Module):
             if done.all():
                 break
             step_tokens = nxt[:, None]
-        seqs = torch.stack(out, 1) if out else torch.zeros(b * n, 0, dtype=torch.long)
+        seqs = torch.stack(out, 1) if out else torch.zeros(b * n, 0, dtype=torch.long, device=states.device)
         first_piece = 3 + len(self.languages)
         texts = []
         for row in seqs.tolist():
@@ -300,7 +302,7 @@ class E5QuestionGenerator(nn.Module):
         if self._state_memo is None or self._state_memo[0] != key:
             self._state_memo = (key, (*self.encode_passages(passages), self.copy_mask(passages)))
         states, mask, copy = self._state_memo[1]
-        g = torch.Generator().manual_seed(seed)
+        g = torch.Generator(device=states.device).manual_seed(seed)
         return self.sample(states, mask, copy, language, n, top_k, max_new_tokens, g)
 
     # -- persistence -----------------------------------------------------------------------

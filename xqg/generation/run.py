@@ -5,6 +5,10 @@ units (language, batch of passages) over the shard's passages in a fixed order, 
 is sampled under its own seed, so a run that was killed and resumed writes exactly the lines
 an uninterrupted run writes. On resume, lines of unfinished units (and a torn last line) are
 dropped before work continues.
+
+Sharded runs write one file per shard (`shard_file`) and a done marker when a shard finishes;
+`merge_shards` concatenates finished shards, in order, into the output: the same bytes as one
+unsharded run, whatever the number of shards.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -74,8 +79,10 @@ def generate_collection(
     """Write `n` queries per passage per language to `out_path` (shard `shard` of `num_shards`)."""
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    start, end = shard_bounds(len(passages), shard, num_shards)
-    mine = list(passages[start:end])
+    # shards hold whole batches, so that their files, concatenated in order, are the lines one
+    # unsharded run writes (each batch is sampled under its own seed)
+    first, last = shard_bounds(-(-len(passages) // batch_size), shard, num_shards)
+    mine = list(passages[first * batch_size : last * batch_size])
     done = _complete_units(out_path, n)
     # batch-major: a generator can reuse a batch's encoder states for every language
     units = [(lang, mine[s : s + batch_size]) for s in range(0, len(mine), batch_size) for lang in languages]
@@ -110,6 +117,32 @@ def generate_collection(
             f.flush()
             os.fsync(f.fileno())
     return out_path
+
+
+def shard_file(out_path: str | Path, shard: int, num_shards: int) -> Path:
+    """Where shard `shard` of `num_shards` of the output `out_path` is written."""
+    out_path = Path(out_path)
+    return out_path.parent / f"{out_path.name}.shards" / f"shard-{shard:04d}-of-{num_shards:04d}.jsonl"
+
+
+def done_marker(shard_path: str | Path) -> Path:
+    """The file whose presence says a shard finished (written last, atomically)."""
+    shard_path = Path(shard_path)
+    return shard_path.with_name(shard_path.name + ".done")
+
+
+def merge_shards(out_path: str | Path, num_shards: int) -> Path:
+    """Concatenate the finished shards, in shard order, into `out_path` (atomically; rerunning it
+    writes the same bytes). Refuses while any shard has not finished, naming them."""
+    parts = [shard_file(out_path, s, num_shards) for s in range(num_shards)]
+    unfinished = [str(p) for p in parts if not done_marker(p).exists()]
+    if unfinished:
+        raise FileNotFoundError(f"{out_path}: shards not finished: {', '.join(unfinished)}")
+    with atomic_path(out_path) as tmp, open(tmp, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as f:
+                shutil.copyfileobj(f, out)
+    return Path(out_path)
 
 
 def load_generated(path: str | Path) -> list[dict]:

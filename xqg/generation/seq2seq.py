@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from xqg.data.schema import Passage
 from xqg.generation.prompts import Triple, prompt
 from xqg.io import atomic_dir
+from xqg.models.device import device_of, to_device
 
 
 @dataclass
@@ -57,15 +58,21 @@ class Seq2SeqGenerator:
             max_input_len,
         )
 
+    def to(self, device: torch.device) -> Seq2SeqGenerator:
+        """Move the model to `device`; inputs follow it."""
+        self.model.to(device)
+        return self
+
     def save(self, out_dir: str | Path) -> None:
         """Save model and tokenizer."""
         self.model.save_pretrained(out_dir)
         self.tokenizer.save_pretrained(out_dir)
 
     def _inputs(self, prompts: Sequence[str]) -> dict:
-        return self.tokenizer(
+        enc = self.tokenizer(
             list(prompts), max_length=self.max_input_len, truncation=True, padding=True, return_tensors="pt"
         )
+        return to_device(enc, device_of(self.model))
 
     def loss(self, batch: Sequence[Triple], max_target_len: int = 64) -> torch.Tensor:
         """Teacher-forced loss of a batch of triples."""
@@ -78,7 +85,7 @@ class Seq2SeqGenerator:
             return_tensors="pt",
         )["input_ids"]
         labels[labels == self.tokenizer.pad_token_id] = -100
-        return self.model(**inputs, labels=labels).loss
+        return self.model(**inputs, labels=labels.to(device_of(self.model))).loss
 
     @torch.no_grad()
     def generate(
@@ -98,7 +105,7 @@ class Seq2SeqGenerator:
         out = self.model.generate(
             **inputs, do_sample=True, top_k=top_k, num_return_sequences=n, max_new_tokens=max_new_tokens
         )
-        texts = self.tokenizer.batch_decode(out, skip_special_tokens=True)
+        texts = self.tokenizer.batch_decode(out.cpu(), skip_special_tokens=True)
         return [[t.strip() for t in texts[i * n : (i + 1) * n]] for i in range(len(passages))]
 
 
@@ -112,13 +119,17 @@ def fine_tune(
     if not train:
         raise ValueError("no generator training triples")
     out = Path(args.output_dir)
-    optim = torch.optim.AdamW(gen.model.parameters(), lr=args.learning_rate)
+    # the Hugging Face Trainer's defaults, which DSI-QG trains with: AdamW without weight decay,
+    # linear decay to 0 without warm-up, gradients clipped to norm 1
+    optim = torch.optim.AdamW(gen.model.parameters(), lr=args.learning_rate, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: max(0.0, 1 - s / args.steps))
     step, history = 0, []
     if (out / "last" / "trainer_state.pt").exists():
         resumed = Seq2SeqGenerator.from_pretrained(out / "last", args.max_input_len)
         gen.model.load_state_dict(resumed.model.state_dict())
         state = torch.load(out / "last" / "trainer_state.pt", weights_only=False)
         optim.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
         step, history = state["step"], state["history"]
     best = min([h["dev_loss"] for h in history], default=float("inf"))
     rng = random.Random(f"{args.seed}:0")
@@ -135,7 +146,9 @@ def fine_tune(
             micro = batch[s : s + args.micro_batch]
             loss = gen.loss(micro, args.max_target_len) * len(micro) / len(batch)
             loss.backward()
+        torch.nn.utils.clip_grad_norm_(gen.model.parameters(), 1.0)
         optim.step()
+        sched.step()
         step += 1
         bar.update(1)
         if step % args.eval_every == 0 or step == args.steps:
@@ -162,6 +175,7 @@ def fine_tune(
                 gen.save(tmp)
                 state = {
                     "optimizer": optim.state_dict(),
+                    "scheduler": sched.state_dict(),
                     "step": step,
                     "history": history,
                     "rng": rng.getstate(),

@@ -40,13 +40,14 @@ class GeneratorTrainingArgs:
     top_k: int = 10
     max_new_tokens: int = 32
     seed: int = 0
-    dtype: str = "float32"  # or bfloat16: the decoder's forward under CPU autocast (weights stay fp32)
+    dtype: str = "float32"  # or bfloat16: the decoder's forward under autocast (weights stay fp32)
 
 
 def _pad_states(items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     length = max(x.shape[0] for x in items)
-    states = torch.zeros(len(items), length, items[0].shape[1])
-    mask = torch.zeros(len(items), length, dtype=torch.long)
+    device = items[0].device
+    states = torch.zeros(len(items), length, items[0].shape[1], device=device)
+    mask = torch.zeros(len(items), length, dtype=torch.long, device=device)
     for i, x in enumerate(items):
         states[i, : x.shape[0]] = x
         mask[i, : x.shape[0]] = 1
@@ -90,7 +91,7 @@ def round_trip_recall(
     """Per language: share of generated questions whose source passage is in the top k."""
     out = {}
     for li, lang in enumerate(languages):
-        g = torch.Generator().manual_seed(seed + li)
+        g = torch.Generator(device=model.out_bias.device).manual_seed(seed + li)
         texts = []
         for s in range(0, len(sources), 32):
             ids = [p.id for p in sources[s : s + 32]]
@@ -166,8 +167,8 @@ def train_e5_generator(
         idx = rng.sample(range(len(train)), min(args.batch_size, len(train)))
         states, mask, copy = cache.batch([train[i].passage_id for i in idx])
         tgt = torch.nn.utils.rnn.pad_sequence([targets[i] for i in idx], batch_first=True, padding_value=PAD)
-        with autocast(args.dtype):
-            loss = model.loss(states, mask, copy, tgt)
+        with autocast(args.dtype, states.device.type):
+            loss = model.loss(states, mask, copy, tgt.to(states.device))
         optim.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

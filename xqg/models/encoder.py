@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from xqg.models.device import device_of
 from xqg.models.precision import autocast
 
 SPEC_FILE = "xqg_encoder.json"
@@ -117,6 +118,8 @@ class Encoder(torch.nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Embeddings of a tokenised batch (with gradients when training)."""
+        device = device_of(self.model)  # the batch follows the weights (CPU here, CUDA on GPUs)
+        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
         hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         emb = pool(hidden, attention_mask, self.spec.pooling)
         return torch.nn.functional.normalize(emb, dim=-1) if self.spec.normalize else emb
@@ -133,8 +136,8 @@ class Encoder(torch.nn.Module):
     ) -> np.ndarray:
         """Embed texts in length-sorted batches (little padding); rows follow the input order.
 
-        `dtype="bfloat16"` runs the forward under CPU autocast (fast on CPUs with AVX-512 bf16);
-        embeddings are returned as float32 either way.
+        `dtype="bfloat16"` runs the forward under autocast on the model's device (fast on CPUs
+        with AVX-512 bf16 and on GPUs); embeddings are returned as float32 either way.
         """
         if not texts:
             raise ValueError(f"no {kind} texts to encode")
@@ -150,7 +153,7 @@ class Encoder(torch.nn.Module):
         for s in tqdm(starts, desc=f"encode {kind}s", disable=not progress, leave=False):
             rows = order[s : s + batch_size]
             batch = self.tokenizer.pad({"input_ids": [ids[i] for i in rows]}, return_tensors="pt")
-            with autocast(dtype):
+            with autocast(dtype, device_of(self.model).type):
                 emb = self.forward(batch["input_ids"], batch["attention_mask"])
-            out[rows] = emb.float().numpy()
+            out[rows] = emb.float().cpu().numpy()
         return out

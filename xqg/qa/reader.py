@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from xqg.io import atomic_dir
+from xqg.models.device import device_of, to_device
 from xqg.models.precision import autocast
 
 
@@ -80,6 +81,11 @@ class Reader:
             qa.config.num_hidden_layers = keep_layers
         return cls(qa, tokenizer, **kwargs)
 
+    def to(self, device: torch.device) -> Reader:
+        """Move the model to `device`; inputs follow it."""
+        self.model.to(device)
+        return self
+
     def save(self, out_dir: str | Path) -> None:
         """Save model and tokenizer atomically."""
         with atomic_dir(out_dir) as tmp:
@@ -115,21 +121,23 @@ class Reader:
                 s_tok = e_tok = 0
             starts.append(s_tok)
             ends.append(e_tok)
-        inputs = {k: v for k, v in enc.items() if k != "offset_mapping"}
+        device = device_of(self.model)
+        inputs = to_device({k: v for k, v in enc.items() if k != "offset_mapping"}, device)
         return self.model(
-            **inputs, start_positions=torch.tensor(starts), end_positions=torch.tensor(ends)
+            **inputs,
+            start_positions=torch.tensor(starts, device=device),
+            end_positions=torch.tensor(ends, device=device),
         ).loss
 
     def _best_in_row(self, start_logits, end_logits, sequence_ids) -> tuple[int, int, float]:
         """(start token, end token, score) of the best span within the context part of one row."""
-        in_context = torch.tensor([s == 1 for s in sequence_ids])
+        in_context = torch.tensor([s == 1 for s in sequence_ids], device=start_logits.device)
         start = start_logits.float().masked_fill(~in_context, float("-inf"))
         end = end_logits.float().masked_fill(~in_context, float("-inf"))
         scores = start[:, None] + end[None, :]
         n = scores.shape[0]
-        valid = torch.ones(n, n, dtype=torch.bool).triu() & ~torch.ones(n, n, dtype=torch.bool).triu(
-            self.max_answer_tokens
-        )
+        ones = torch.ones(n, n, dtype=torch.bool, device=scores.device)
+        valid = ones.triu() & ~ones.triu(self.max_answer_tokens)
         scores = scores.masked_fill(~valid, float("-inf"))
         s, e = divmod(int(scores.argmax()), n)
         return s, e, float(scores[s, e])
@@ -149,7 +157,8 @@ class Reader:
         """The best span of each (question, passage id, passage text), in the order given.
 
         Pairs are batched by length; a long passage is split into windows overlapping by `stride`
-        tokens and its best window wins. `dtype` "bfloat16" runs the model under CPU autocast."""
+        tokens and its best window wins. `dtype` "bfloat16" runs the model under autocast on its
+        device."""
         self.model.eval()
         order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][2]))
         best: dict[int, Answer] = {}
@@ -170,10 +179,12 @@ class Reader:
                 return_tensors="pt",
             )
             rows = enc["overflow_to_sample_mapping"].tolist()
-            inputs = {
-                k: v for k, v in enc.items() if k not in ("offset_mapping", "overflow_to_sample_mapping")
-            }
-            with autocast(dtype):
+            device = device_of(self.model)
+            inputs = to_device(
+                {k: v for k, v in enc.items() if k not in ("offset_mapping", "overflow_to_sample_mapping")},
+                device,
+            )
+            with autocast(dtype, device.type):
                 out = self.model(**inputs)
             for row, local in enumerate(rows):
                 i = idx[local]

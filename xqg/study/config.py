@@ -44,6 +44,8 @@ PassageFormat = Literal["title+text", "text"]  # what a retrieval encoder reads 
 Severity = Annotated[float, Field(gt=0, le=1)]  # share of a query a perturbation changes
 Alphas = Annotated[list[Share], Field(min_length=1)]
 Modes = Annotated[list[Mode], Field(min_length=1)]
+Executor = Literal["inline", "local", "slurm"]  # who runs a step's shard jobs (xqg.study.jobs)
+Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")]  # where models run
 
 
 def read_yaml(path: Path) -> dict:
@@ -112,6 +114,9 @@ class StepConfig:
     """Base of the steps' configurations; subclasses set `STEP` and declare fields with `arg`."""
 
     STEP: ClassVar[str] = ""
+    device: Device = arg(
+        "where models run: auto (CUDA when present, else CPU), cpu, cuda or cuda:N", default="auto"
+    )
 
     @classmethod
     def field_types(cls) -> dict[str, Any]:
@@ -120,12 +125,14 @@ class StepConfig:
         return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
     def params(self, *names: str) -> dict[str, Any]:
-        """{name: value} of the named fields (all fields when none are named)."""
+        """{name: value} of the named fields (when none are named, all but those that only say
+        where work runs: the recipes of artefacts are made of these, and an artefact made on a
+        GPU stands for the same one made on a CPU)."""
         fields = [f.name for f in dataclasses.fields(self)]
         unknown = [n for n in names if n not in fields]
         if unknown:
             raise KeyError(f"{type(self).__name__} has no field {unknown}")
-        return {n: getattr(self, n) for n in (names or fields)}
+        return {n: getattr(self, n) for n in (names or [f for f in fields if f not in PLACEMENT])}
 
     @classmethod
     def problems(cls, profile: str, params: Path = PARAMS, overrides: Mapping[str, Any] = ()) -> list[str]:
@@ -180,6 +187,15 @@ class StepConfig:
         }
         return cls(**values)
 
+
+PLACEMENT = (
+    "device",
+    "executor",
+    "job_gpus",
+    "job_cpus",
+    "job_timeout_min",
+    "slurm_partition",
+)  # parameters that choose where work runs, not what it computes
 
 _BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 

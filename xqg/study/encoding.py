@@ -52,6 +52,7 @@ class EmbeddingCache:
     _sums: dict[tuple[str, str, str], QuerySums] = field(default_factory=dict, repr=False)
     _code: str = field(default="", repr=False)
     routed_sums: bool = False  # also one sum per passage and language (the routed modes need them)
+    device: str = "auto"  # where the encoders run (resolve_device)
 
     @classmethod
     def for_step(cls, ws: Workspace, config: Any) -> EmbeddingCache:
@@ -64,6 +65,7 @@ class EmbeddingCache:
             query_max_len=config.encode_query_len,
             sums_dtype=config.sums_dtype,
             routed_sums=config.routed_sums,
+            device=config.device,
         )
 
     def __post_init__(self) -> None:
@@ -82,7 +84,7 @@ class EmbeddingCache:
         source = self.ws.encoder_source(encoder, training)
         if self._encoder is None or self._encoder[0] != source:
             self._encoder = None  # free the previous model first
-            self._encoder = (source, load_encoder(source, self.ws))
+            self._encoder = (source, load_encoder(source, self.ws, self.device))
         return self._encoder[1]
 
     def _dir(self, encoder: str, training: str):

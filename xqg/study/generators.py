@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from xqg.generation.e5_generator import E5QuestionGenerator
 from xqg.generation.seq2seq import Seq2SeqGenerator
+from xqg.models.device import resolve_device
 from xqg.study.workspace import Workspace
 
 GENERATOR_KINDS = ("e5-decoder", "seq2seq")
@@ -37,11 +38,11 @@ def generator_variants(languages: Sequence[str], unseen_languages: Sequence[str]
     return {"full": languages, **({"seen-only": seen} if unseen else {})}
 
 
-def load_trained_generator(ws: Workspace, kind: str, variant: str = "full"):
-    """The generator step 02 selected (``best``)."""
+def load_trained_generator(ws: Workspace, kind: str, variant: str = "full", device: str = "auto"):
+    """The generator step 02 selected (``best``), on `device`."""
     best = ws.generator_checkpoint(variant)
     if not best.exists():
         raise FileNotFoundError(f"{best}: no trained generator yet; run step 02_train_generator first")
     if check_kind(kind) == "e5-decoder":
-        return E5QuestionGenerator.load(best)
-    return Seq2SeqGenerator.from_pretrained(best)
+        return E5QuestionGenerator.load(best).to(resolve_device(device))
+    return Seq2SeqGenerator.from_pretrained(best).to(resolve_device(device))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from xqg.models.device import resolve_device
 from xqg.models.encoder import Encoder
 from xqg.paths import models_dir
 from xqg.study.provenance import Recipe, claim, code_version, key_of
@@ -54,9 +55,9 @@ def encoder_identity(name: str, ws: Workspace) -> str:
     return name
 
 
-def load_encoder(name: str, ws: Workspace) -> Encoder:
-    """Load an encoder by the name a parameter file gives."""
-    return Encoder.from_pretrained(encoder_path(name, ws))
+def load_encoder(name: str, ws: Workspace, device: str = "auto") -> Encoder:
+    """Load an encoder by the name a parameter file gives, on `device` (see `resolve_device`)."""
+    return Encoder.from_pretrained(encoder_path(name, ws)).to(resolve_device(device))
 
 
 def generator_path(name: str, ws: Workspace) -> Path | str:

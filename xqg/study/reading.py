@@ -17,16 +17,17 @@ from pathlib import Path
 from xqg.data.schema import Passage, Query
 from xqg.io import read_appendable_jsonl
 from xqg.metrics.qa import per_question
+from xqg.models.device import resolve_device
 from xqg.qa.reader import Answer, Reader
 from xqg.study.provenance import Recipe, claim, code_version, key_of
 from xqg.study.workspace import Workspace
 
 
-def load_reader(ws: Workspace, max_length: int) -> Reader:
-    """The reader step 06 trained (or took as it is)."""
+def load_reader(ws: Workspace, max_length: int, device: str = "auto") -> Reader:
+    """The reader step 06 trained (or took as it is), on `device`."""
     if not ws.reader_checkpoint.exists():
         raise FileNotFoundError(f"{ws.reader_checkpoint}: no reader yet; run step 06_qa first")
-    return Reader.from_pretrained(ws.reader_checkpoint, max_length=max_length)
+    return Reader.from_pretrained(ws.reader_checkpoint, max_length=max_length).to(resolve_device(device))
 
 
 def open_reads(ws: Workspace, max_length: int, dtype: str, batch_size: int) -> ReadCache:

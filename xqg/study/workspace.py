@@ -64,6 +64,19 @@ class Workspace:
         return self.data / "train_collection.jsonl"
 
     @property
+    def train_groups(self) -> Path:
+        """Per training query, its positive and negative passage ids where the training data gives
+        them (Tevatron's XOR-TyDi file; empty otherwise: step 04 mines negatives)."""
+        return self.data / "train_groups.jsonl"
+
+    def groups(self) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+        """{training query id: (positive ids, negative ids)} of `train_groups`."""
+        return {
+            r["query_id"]: (tuple(r["positives"]), tuple(r["negatives"]))
+            for r in iter_jsonl(self.train_groups)
+        }
+
+    @property
     def reader_collection(self) -> Path:
         """Passages of the reader's training questions (the ``reader`` query set)."""
         return self.data / "reader_collection.jsonl"

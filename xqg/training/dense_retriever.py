@@ -1,9 +1,12 @@
 """Tevatron-style contrastive training of a shared query/passage encoder (xDR).
 
-Each query comes with its gold passage and `n_negatives` hard negatives mined with the
-zero-shot encoder (the gold passage excluded); every other passage of the batch is an in-batch
-negative. The loss is cross-entropy over ``q . p / temperature`` (temperature 1 for the
-dot-product mBERT/XLM-R models of the paper, about 0.01 for cosine models such as e5).
+Each query comes with its positive passages and a pool of hard negatives (Tevatron's
+``negative_passages`` for XOR-TyDi, or mined with the zero-shot encoder, the gold passage
+excluded); every other passage of the batch is an in-batch negative. As Tevatron's
+``TrainDataset`` does, each epoch takes one positive and `n_negatives` negatives of the pool
+afresh (`epoch_group`), so a pool larger than `n_negatives` is seen in turn. The loss is
+cross-entropy over ``q . p / temperature`` (temperature 1 for the dot-product mBERT/XLM-R
+models of the paper, about 0.01 for cosine models such as e5).
 
 Checkpoints hold weights, optimiser, scheduler and the step; a killed run resumes from the last
 one and, under the same seed, visits the same batches it would have. Under ``torchrun`` each
@@ -13,6 +16,7 @@ in-batch negatives are then the process's own slice (Tevatron gathers them acros
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -57,11 +61,33 @@ class TrainingArgs:
 
 @dataclass(frozen=True)
 class TrainExample:
-    """A query with its positive passage and hard negatives (texts)."""
+    """A query with its positive passages and its pool of hard negatives (texts)."""
 
     query: str
-    positive: str
+    positives: tuple[str, ...]
     negatives: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.positives:
+            raise ValueError(f"training query {self.query[:40]!r} has no positive passage")
+
+
+def epoch_group(example: TrainExample, index: int, epoch: int, n: int, seed: int) -> tuple[str, ...]:
+    """(positive, n negatives) of one example in one epoch, as Tevatron's ``TrainDataset`` picks
+    them: the positive rotates with the epoch; the negative pool, shuffled once per example,
+    is read `n` at a time from an offset that moves by `n` each epoch (a pool smaller than `n`
+    is drawn with replacement)."""
+    example_seed = int.from_bytes(hashlib.sha1(f"{seed}:{index}".encode()).digest()[:8], "big")
+    positive = example.positives[(example_seed + epoch) % len(example.positives)]
+    pool = list(example.negatives)
+    if n == 0:
+        return (positive,)
+    rng = random.Random(example_seed)
+    if len(pool) < n:
+        return (positive, *rng.choices(pool, k=n))
+    rng.shuffle(pool)
+    offset = epoch * n % len(pool)
+    return (positive, *(pool * 2)[offset : offset + n])
 
 
 def mine_hard_negatives(
@@ -90,10 +116,13 @@ def contrastive_loss(q: torch.Tensor, p: torch.Tensor, temperature: float) -> to
     return torch.nn.functional.cross_entropy(scores, target)
 
 
-def batch_loss(encoder: Encoder, batch: Sequence[TrainExample], args: TrainingArgs) -> torch.Tensor:
-    """Loss of one batch: queries against positives, hard negatives and in-batch negatives."""
-    qt = encoder.tokenize([ex.query for ex in batch], "query", args.query_max_len)
-    passages = [t for ex in batch for t in (ex.positive, *ex.negatives[: args.n_negatives])]
+def batch_loss(
+    encoder: Encoder, queries: Sequence[str], groups: Sequence[Sequence[str]], args: TrainingArgs
+) -> torch.Tensor:
+    """Loss of one batch: each query against its group (positive first, then its hard negatives)
+    and every other group's passages (in-batch negatives)."""
+    qt = encoder.tokenize(list(queries), "query", args.query_max_len)
+    passages = [t for group in groups for t in group]
     pt = encoder.tokenize(passages, "passage", args.passage_max_len)
     q = encoder(qt["input_ids"], qt["attention_mask"])
     p = encoder(pt["input_ids"], pt["attention_mask"])
@@ -139,8 +168,8 @@ def train(
     if not examples:
         raise ValueError("no training examples")
     for i, ex in enumerate(examples):
-        if len(ex.negatives) < args.n_negatives:
-            raise ValueError(f"example {i} has {len(ex.negatives)} negatives, needs {args.n_negatives}")
+        if args.n_negatives and not ex.negatives:
+            raise ValueError(f"example {i} has no negatives, needs {args.n_negatives}")
     rank, world = _dist()
     torch.manual_seed(args.seed)
     out = Path(args.output_dir)
@@ -167,7 +196,8 @@ def train(
         order = epoch_order(len(examples), epoch, args.seed)
         idx = order[offset * args.batch_size : (offset + 1) * args.batch_size]
         idx = idx[rank::world]  # this process's slice of the global batch
-        loss = batch_loss(encoder, [examples[i] for i in idx], args)
+        groups = [epoch_group(examples[i], i, epoch, args.n_negatives, args.seed) for i in idx]
+        loss = batch_loss(encoder, [examples[i].query for i in idx], groups, args)
         optim.zero_grad()
         loss.backward()
         if world > 1:  # average gradients over processes (what DDP does, without its hooks)

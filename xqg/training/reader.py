@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from xqg.data.schema import Passage, Query
+from xqg.models.device import device_of
 from xqg.models.precision import autocast
 from xqg.qa.reader import QAExample, Reader
 from xqg.training.schedule import warmup_linear_decay
@@ -87,7 +88,7 @@ def train_reader(reader: Reader, examples: Sequence[QAExample], args: ReaderTrai
             order += more
         batch = [answer_window(examples[i], args.window_chars, rng) for i in order[: args.batch_size]]
         del order[: args.batch_size]
-        with autocast(args.dtype):
+        with autocast(args.dtype, device_of(reader.model).type):
             loss = reader.loss(batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

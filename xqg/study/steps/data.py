@@ -29,7 +29,7 @@ from xqg.data.splits import (
 from xqg.data.squad_dev import load_squad_dev, load_squad_es_dev
 from xqg.data.xquad import load_xquad
 from xqg.generation.prompts import check_languages, triples
-from xqg.io import write_json
+from xqg.io import write_json, write_jsonl
 from xqg.paths import data_dir
 from xqg.study.config import Amount, Count, ReaderData, Share, StepConfig, arg
 from xqg.study.provenance import Recipe, claim, code_version, file_identity
@@ -102,8 +102,9 @@ def _limit_passages(bench: Benchmark, max_passages: int | None, seed: int) -> Be
 
 def _xor_benchmarks(
     languages: Sequence[str], collection_file: str, train_file: str
-) -> tuple[Benchmark, Benchmark]:
-    """XOR-Retrieve dev against the English Wikipedia collection, and Tevatron's training data."""
+) -> tuple[Benchmark, Benchmark, dict]:
+    """XOR-Retrieve dev against the English Wikipedia collection, Tevatron's training data and its
+    groups of positive and negative passages."""
     from xqg.data.xor_tydi import iter_augmented_corpus, iter_dpr_tsv, load_tevatron_train, load_xor_queries
 
     if not collection_file:
@@ -113,10 +114,13 @@ def _xor_benchmarks(
     passages = {p.id: p for p in rows}
     queries = [q for q in load_xor_queries("dev") if q.language in set(languages)]
     train_langs = {q.qid: q.language for q in load_xor_queries("train")}
-    train_passages, train_queries = load_tevatron_train(train_file, train_langs)
+    if not train_file:
+        raise ValueError("xor-tydi needs train_file (Tevatron's XOR-TyDi training file, JSON Lines)")
+    train_passages, train_queries, groups = load_tevatron_train(train_file, train_langs)
     return (
         Benchmark("xor-tydi", "dev", passages, queries),
         Benchmark("xor-tydi-train", "train", train_passages, train_queries),
+        groups,
     )
 
 
@@ -197,8 +201,9 @@ def run(workspace: Workspace, config: Config) -> dict:
             f"questions other than the evaluated one (mini: xquad), not {c.train_benchmark!r}"
         )
     summary_ceiling: dict = {}
+    groups: dict = {}  # Tevatron's positives and negatives per training query (XOR-TyDi only)
     if c.eval_benchmark == "xor-tydi":
-        evaluation, training = _xor_benchmarks(eval_languages, c.collection_file, c.train_file)
+        evaluation, training, groups = _xor_benchmarks(eval_languages, c.collection_file, c.train_file)
     elif c.train_benchmark == c.eval_benchmark:  # one benchmark: its articles are split, not dropped
         languages = sorted(set(eval_languages) | set(generator_languages) | {"en"})
         training, evaluation = split_by_article(
@@ -247,6 +252,18 @@ def run(workspace: Workspace, config: Config) -> dict:
     save_passages(ws.train_collection, training.passages)
     train_queries = [q for q in training.queries if q.language in set(generator_languages) | {"en"}]
     save_queries(ws.queries_file("train"), train_queries)
+    write_jsonl(
+        ws.train_groups,
+        (
+            {
+                "query_id": q.id,
+                "positives": list(groups[q.id].positives),
+                "negatives": list(groups[q.id].negatives),
+            }
+            for q in train_queries
+            if q.id in groups
+        ),
+    )
     # the reader is evaluated on the evaluation questions only: the ceiling (a retrieval
     # experiment) does not constrain its training data
     reader_passages, reader_queries = reader_training(training, train_queries, c.reader_data, [evaluation])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,13 +18,20 @@ import numpy as np
 import pandas as pd
 
 from xqg.generation.quality import report, round_trip, samples
-from xqg.generation.run import generate_collection, import_released_queries
+from xqg.generation.run import (
+    done_marker,
+    generate_collection,
+    import_released_queries,
+    merge_shards,
+    shard_file,
+)
 from xqg.io import iter_jsonl, write_csv, write_text_atomic
 from xqg.retrieval.search import retrieve
 from xqg.study.checks import check_before_work
-from xqg.study.config import Count, EncodingConfig, GeneratorKind, arg
+from xqg.study.config import Amount, Count, EncodingConfig, Executor, GeneratorKind, arg
 from xqg.study.encoding import EmbeddingCache
 from xqg.study.generators import generator_variants, load_trained_generator
+from xqg.study.jobs import JobSettings, run_jobs
 from xqg.study.provenance import Recipe, claim, code_version, file_identity, key_of
 from xqg.study.workspace import Workspace
 
@@ -48,6 +57,19 @@ class Config(EncodingConfig):
         "queries per ceiling paragraph and language (as many as the human questions reserved in step 01)",
         default=2,
     )
+    generation_shards: Count = arg(
+        "passage shards generated as independent jobs (merged in order: the same file as one job)",
+        default=1,
+    )
+    executor: Executor = arg(
+        "runs the shard jobs: inline (in this process), local (submitit, concurrent processes on this "
+        "machine) or slurm (a submitit job array)",
+        default="inline",
+    )
+    job_gpus: Amount = arg("GPUs per shard job (local and slurm executors)", default=0)
+    job_cpus: Count = arg("CPU cores per shard job", default=1)
+    job_timeout_min: Count = arg("time limit of a shard job, minutes", default=24 * 60)
+    slurm_partition: str = arg("SLURM partition of the shard jobs (empty: the cluster's default)", default="")
 
 
 def run(workspace: Workspace, config: Config) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
@@ -93,28 +115,90 @@ def generate(ws: Workspace, config: Config, variant: str = "full") -> None:
         if config.released_queries_file
         else {"generator": key_of(ws.generator_dir(variant), "02_train_generator")}
     )
-    claim(out, queries_recipe(ws, config, source))
+    recipe = queries_recipe(ws, config, source)
+    claim(out, recipe)
     if config.released_queries_file:
         import_released_queries(
             config.released_queries_file, config.generator_languages, config.n_queries, out
         )
         return
-    _sample(ws, config, variant, list(ws.passages().values()), config.n_queries, out)
+    _sample(ws, config, variant, ws.collection, config.n_queries, out, recipe)
 
 
-def _sample(ws: Workspace, config: Config, variant: str, passages: list, n: int, out: Path) -> None:
-    """`n` top-k-sampled queries per passage and language by one variant's generator (resumable)."""
-    generate_collection(
-        load_trained_generator(ws, config.generator_kind, variant),
-        passages,
-        config.generator_languages,
-        n,
-        out,
-        top_k=config.top_k,
-        max_new_tokens=config.max_new_tokens,
-        batch_size=config.generation_batch_size,
-        seed=config.seed,
+@dataclass(frozen=True)
+class ShardJob:
+    """One shard of a generation run, as a picklable job: loads the collection and the generator
+    itself (in whatever process or cluster node runs it), skips a shard that finished before, and
+    writes its done marker last. Returns the marker's record (timings, lines)."""
+
+    ws: Workspace
+    config: Config
+    variant: str
+    collection: Path
+    n: int
+    out: Path
+
+    def __call__(self, shard: int) -> dict:
+        c, num_shards = self.config, self.config.generation_shards
+        path = shard_file(self.out, shard, num_shards)
+        marker = done_marker(path)
+        if marker.exists():  # finished before: not touched again
+            return json.loads(marker.read_text())
+        started = time.time()
+        generate_collection(
+            load_trained_generator(self.ws, c.generator_kind, self.variant, c.device),
+            list(self.ws.passages(self.collection).values()),
+            c.generator_languages,
+            self.n,
+            path,
+            top_k=c.top_k,
+            max_new_tokens=c.max_new_tokens,
+            batch_size=c.generation_batch_size,
+            seed=c.seed,
+            shard=shard,
+            num_shards=num_shards,
+        )
+        with open(path, "rb") as f:
+            lines = sum(1 for _ in f)
+        record = {
+            "shard": shard,
+            "lines": lines,
+            "started": started,
+            "finished": time.time(),
+            "pid": os.getpid(),
+        }
+        write_text_atomic(marker, json.dumps(record))
+        return record
+
+
+def job_settings(ws: Workspace, config: Config) -> JobSettings:
+    """The executor and resources of step 03's shard jobs."""
+    return JobSettings(
+        executor=config.executor,
+        folder=ws.work / "jobs" / "03_generate",
+        timeout_min=config.job_timeout_min,
+        gpus_per_node=config.job_gpus,
+        cpus_per_task=config.job_cpus,
+        slurm_partition=config.slurm_partition,
     )
+
+
+def _sample(
+    ws: Workspace, config: Config, variant: str, collection: Path, n: int, out: Path, recipe: Recipe
+) -> None:
+    """`n` top-k-sampled queries per passage and language of `collection` by one variant's
+    generator: `generation_shards` shard jobs (each resumable; finished ones are skipped), then
+    their files merged in order into `out` (which `recipe` claimed; present means complete)."""
+    if out.exists():
+        return
+    shards = shard_file(out, 0, config.generation_shards).parent
+    claim(
+        shards,
+        Recipe(recipe.code, {**recipe.params, "generation_shards": config.generation_shards}, recipe.inputs),
+    )
+    job = ShardJob(ws, config, variant, collection, n, out)
+    run_jobs(job, list(range(config.generation_shards)), job_settings(ws, config))
+    merge_shards(out, config.generation_shards)
 
 
 def generate_ceiling(ws: Workspace, config: Config) -> None:
@@ -127,10 +211,9 @@ def generate_ceiling(ws: Workspace, config: Config) -> None:
         "data": key_of(ws.data, "01_data"),
         "generator": key_of(ws.generator_dir(), "02_train_generator"),
     }
-    claim(out, Recipe(code_version("xqg.generation.run", "xqg.study.generators"), params, inputs))
-    _sample(
-        ws, config, "full", list(ws.passages(ws.ceiling_collection).values()), config.ceiling_queries, out
-    )
+    recipe = Recipe(code_version("xqg.generation.run", "xqg.study.generators"), params, inputs)
+    claim(out, recipe)
+    _sample(ws, config, "full", ws.ceiling_collection, config.ceiling_queries, out, recipe)
 
 
 QUALITY_PASSAGES = 2000  # the quality report reads the queries of at most this many passages

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from xqg.io import read_json, write_csv, write_json
+from xqg.models.device import resolve_device
 from xqg.qa.reader import Reader
 from xqg.study.checks import check_before_work
 from xqg.study.config import Amount, Count, Dtype, EncodingConfig, Rate, Training, arg
@@ -75,12 +76,13 @@ def build_reader(ws: Workspace, config: Config) -> dict:
         return read_json(ws.reader_record)
     torch.manual_seed(c.seed)  # the fresh span head is drawn from torch's global generator
     if c.reader_model == OFFLINE_E5 or c.reader_model in TINY_ENCODERS:
-        enc = load_encoder(c.reader_model, ws)
+        enc = load_encoder(c.reader_model, ws, c.device)
         reader = Reader.from_encoder(
             enc.model, enc.tokenizer, keep_layers=c.reader_layers, max_length=c.reader_max_length
         )
     else:
         reader = Reader.from_pretrained(c.reader_model, max_length=c.reader_max_length)
+    reader.to(resolve_device(c.device))
     examples = qa_examples(ws.queries("reader"), ws.passages(ws.reader_collection))
     history = []
     if c.reader_steps > 0:
@@ -109,7 +111,7 @@ def run(workspace: Workspace, config: Config) -> dict:
     training = build_reader(ws, c)
     cache = EmbeddingCache.for_step(ws, c)
     test = [q for q in ws.queries("eval") if q.answers]
-    reader = load_reader(ws, c.reader_max_length)
+    reader = load_reader(ws, c.reader_max_length, c.device)
     reads = open_reads(ws, c.reader_max_length, c.reader_dtype, c.read_batch_size)
     systems = [
         s

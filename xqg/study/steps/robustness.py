@@ -130,7 +130,7 @@ def run(workspace: Workspace, config: Config) -> dict:
     systems = [base, *chosen_systems(ws, c.encoder, training, c.n_queries)]
     languages = sorted({q.language for q in sample})
     dicts, coverage = dictionaries(languages if "code_switch" in families else [], c.dictionary_dir)
-    reader = load_reader(ws, c.reader_max_length)
+    reader = load_reader(ws, c.reader_max_length, c.device)
     reads = open_reads(ws, c.reader_max_length, c.reader_dtype, c.read_batch_size)
     variants = [("none", 0.0, sample)] + [
         (f, s, perturbed_queries(sample, f, s, c.seed, dicts)) for f in families for s in severities

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from xqg.generation.e5_generator import build_generator, param_count
 from xqg.generation.seq2seq import Seq2SeqGenerator, Seq2SeqTrainingArgs, fine_tune
 from xqg.generation.train_e5 import GeneratorTrainingArgs, train_e5_generator
+from xqg.models.device import resolve_device
 from xqg.study.checks import check_before_work
 from xqg.study.config import Amount, Count, Dtype, GeneratorKind, Rate, StepConfig, arg
 from xqg.study.generators import check_kind, generator_variants
@@ -89,12 +90,13 @@ def train_generator(
             n_layers=config.decoder_layers,
             copy_gate=config.copy_gate,
             seed=config.seed,
-        )
+        ).to(resolve_device(config.device))
         history = train_e5_generator(
             gen, train, heldout, collection, GeneratorTrainingArgs(**schedule, dtype=config.generator_dtype)
         )
         return {"history": history, "parameters": param_count(gen), "vocabulary": gen.vocab_size}
     gen = Seq2SeqGenerator.from_pretrained(generator_path(config.generator_model, ws))
+    gen.to(resolve_device(config.device))
     history = []
     if config.generator_steps > 0:
         dev = train[::20]

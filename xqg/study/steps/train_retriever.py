@@ -1,8 +1,10 @@
 """Step 04 (`04_train_retriever`): fine-tune the retriever (xDR) on the training benchmark.
 
-Tevatron-style contrastive training of the shared query/passage encoder with hard negatives
-mined by the zero-shot encoder (gold passage excluded); ``retriever_steps: 0`` keeps only the
-zero-shot encoder.
+Tevatron-style contrastive training of the shared query/passage encoder: with the training
+data's own positives and negatives where it has them (Tevatron's XOR-TyDi file, resampled per
+epoch as Tevatron does), else with hard negatives mined by the zero-shot encoder (gold passage
+excluded); in this process or under torchrun (`retriever_processes`). ``retriever_steps: 0``
+keeps only the zero-shot encoder.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from xqg.retrieval.dense import passage_text
 from xqg.retrieval.search import ranked_ids, retrieve
 from xqg.study.checks import check_before_work
 from xqg.study.config import Amount, Count, Rate, StepConfig, arg
-from xqg.study.named_models import load_encoder
+from xqg.study.named_models import encoder_path, load_encoder
 from xqg.study.provenance import Recipe, claim, code_version, key_of
 from xqg.study.workspace import Workspace
 from xqg.training.dense_retriever import TrainExample, TrainingArgs, mine_hard_negatives, train
+from xqg.training.launch import torchrun, write_launch
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +37,10 @@ class Config(StepConfig):
     temperature: Rate = arg("softmax temperature (1 for dot-product models, ~0.01 for e5)")
     query_max_len: Count = arg("query tokens")
     passage_max_len: Count = arg("passage tokens")
+    retriever_processes: Count = arg(
+        "training processes under torchrun (one per GPU; gloo processes on a CPU); 1: in this process",
+        default=1,
+    )
 
 
 def run(workspace: Workspace, config: Config) -> dict:
@@ -49,18 +56,22 @@ def run(workspace: Workspace, config: Config) -> dict:
         return {"trained": False}
     passages = workspace.passages(workspace.train_collection)
     queries = [q for q in workspace.queries("train") if q.gold_passage in passages]
-    enc = load_encoder(c.encoder, workspace)
-    pids = list(passages)
-    text = {p: passage_text(passages[p].title, passages[p].text) for p in pids}
-    pemb = enc.encode([text[p] for p in pids], "passage", max_length=c.passage_max_len)
-    qemb = enc.encode([q.text for q in queries], "query", max_length=c.query_max_len)
-    run_ = ranked_ids(retrieve(pids, pemb, [q.id for q in queries], qemb, k=c.negative_depth + 1))
-    negatives = mine_hard_negatives(
-        run_, {q.id: q.gold_passage for q in queries}, c.n_negatives, c.negative_depth, c.seed
-    )
-    examples = [
-        TrainExample(q.text, text[q.gold_passage], tuple(text[n] for n in negatives[q.id])) for q in queries
-    ]
+    text = {p: passage_text(passages[p].title, passages[p].text) for p in passages}
+    groups = workspace.groups()
+    enc = None
+    if groups:  # the training data's own positives and negatives (Tevatron's XOR-TyDi file)
+        missing = [q.id for q in queries if q.id not in groups]
+        if missing:
+            raise ValueError(f"{workspace.train_groups}: no group for training queries {missing[:5]}")
+        examples = [
+            TrainExample(
+                q.text, tuple(text[p] for p in groups[q.id][0]), tuple(text[n] for n in groups[q.id][1])
+            )
+            for q in queries
+        ]
+    else:
+        enc = load_encoder(c.encoder, workspace, c.device)
+        examples = mined_examples(enc, queries, text, c)
     args = TrainingArgs(
         output_dir=str(workspace.retriever_dir),
         batch_size=c.retriever_batch_size,
@@ -74,10 +85,39 @@ def run(workspace: Workspace, config: Config) -> dict:
         save_steps=max(1, c.retriever_steps // 4),
         seed=c.seed,
     )
-    out = train(enc, examples, args)
+    if c.retriever_processes > 1:
+        enc = None  # the workers load their own copies
+        folder = write_launch(
+            workspace.retriever_dir / "launch",
+            str(encoder_path(c.encoder, workspace)),
+            c.device,
+            examples,
+            args,
+        )
+        out = torchrun(folder, c.retriever_processes)
+    else:
+        out = train(enc or load_encoder(c.encoder, workspace, c.device), examples, args)
     return {
         "trained": True,
         "examples": len(examples),
         "final_loss": out["losses"][-1] if out["losses"] else None,
         "steps": out["step"],
+        "negatives": "training data" if groups else "mined",
+        "processes": c.retriever_processes,
     }
+
+
+def mined_examples(enc, queries: list, text: dict[str, str], c: Config) -> list[TrainExample]:
+    """Examples whose `n_negatives` hard negatives are sampled from the zero-shot encoder's top
+    `negative_depth` passages of the training collection, the gold one excluded."""
+    pids = list(text)
+    pemb = enc.encode([text[p] for p in pids], "passage", max_length=c.passage_max_len)
+    qemb = enc.encode([q.text for q in queries], "query", max_length=c.query_max_len)
+    run_ = ranked_ids(retrieve(pids, pemb, [q.id for q in queries], qemb, k=c.negative_depth + 1))
+    negatives = mine_hard_negatives(
+        run_, {q.id: q.gold_passage for q in queries}, c.n_negatives, c.negative_depth, c.seed
+    )
+    return [
+        TrainExample(q.text, (text[q.gold_passage],), tuple(text[n] for n in negatives[q.id]))
+        for q in queries
+    ]
