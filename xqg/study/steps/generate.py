@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from xqg.generation.quality import report, round_trip, samples
 from xqg.generation.run import (
@@ -145,6 +146,8 @@ class ShardJob:
         if marker.exists():  # finished before: not touched again
             return json.loads(marker.read_text())
         started = time.time()
+        if c.executor != "inline":  # a job process uses the cores it was given, not the machine's
+            torch.set_num_threads(c.job_cpus)
         generate_collection(
             load_trained_generator(self.ws, c.generator_kind, self.variant, c.device),
             list(self.ws.passages(self.collection).values()),
