@@ -35,6 +35,7 @@ Amount = Annotated[int, Field(ge=0)]  # 0 means none (steps) or all (caps)
 Rate = Annotated[float, Field(gt=0)]  # learning rates, temperatures
 Share = Annotated[float, Field(ge=0, le=1)]  # fractions and alphas
 Dtype = Literal["float32", "bfloat16"]
+Precision = Literal["float32", "bfloat16", "float16"]  # training: mixed precision on GPUs
 SumsDtype = Literal["float64", "float32", "float16"]  # storage of generated-query embedding sums
 GeneratorKind = Literal["e5-decoder", "seq2seq"]
 Mode = Literal["sum", "mean", "routed-sum", "routed-mean"]  # how query embeddings fold into a passage

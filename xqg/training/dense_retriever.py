@@ -8,10 +8,12 @@ afresh (`epoch_group`), so a pool larger than `n_negatives` is seen in turn. The
 cross-entropy over ``q . p / temperature`` (temperature 1 for the dot-product mBERT/XLM-R
 models of the paper, about 0.01 for cosine models such as e5).
 
-Checkpoints hold weights, optimiser, scheduler and the step; a killed run resumes from the last
-one and, under the same seed, visits the same batches it would have. Under ``torchrun`` each
-process trains on its own slice of every global batch and gradients are all-reduced; the
-in-batch negatives are then the process's own slice (Tevatron gathers them across devices).
+Training runs through the Hugging Face `Trainer`, as Tevatron's driver does: devices, mixed
+precision (GPUs), gradient clipping, the schedule, checkpoints (weights, optimiser, scheduler,
+random states) and resume, and DDP under ``torchrun`` come from it. A killed run resumes from its
+last checkpoint and visits the same batches it would have. Under torchrun each process trains on
+its slice of every global batch; the in-batch negatives are then the process's own slice (as in
+Tevatron without ``--negatives_x_device``, the authors' setting).
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
-from tqdm.auto import tqdm
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
 
 from xqg.io import atomic_dir
+from xqg.models.device import device_of
 from xqg.models.encoder import Encoder
-from xqg.training.schedule import warmup_linear_decay
 
 
 @dataclass
@@ -49,12 +51,17 @@ class TrainingArgs:
     passage_max_len: int = field(default=128, metadata={"help": "passage tokens"})
     temperature: float = field(default=1.0, metadata={"help": "softmax temperature of scores"})
     save_steps: int = field(default=100, metadata={"help": "checkpoint every this many steps"})
+    precision: str = field(
+        default="float32", metadata={"help": "float32, or bfloat16 / float16 mixed precision (GPUs only)"}
+    )
     seed: int = field(default=42, metadata={"help": "seed of shuffling and initialisation"})
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "query_max_len", "passage_max_len", "save_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainingArgs.{name} must be >= 1")
+        if self.precision not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"TrainingArgs.precision {self.precision!r}: float32, bfloat16 or float16")
         if self.n_negatives < 0 or self.temperature <= 0 or self.learning_rate <= 0:
             raise ValueError("TrainingArgs: n_negatives >= 0, temperature > 0, learning_rate > 0")
 
@@ -129,93 +136,153 @@ def batch_loss(
     return contrastive_loss(q, p, args.temperature)
 
 
-def epoch_order(n: int, epoch: int, seed: int) -> list[int]:
-    """The shuffled example order of one epoch (a function of seed and epoch only)."""
-    return np.random.default_rng([seed, epoch]).permutation(n).tolist()
+class ContrastiveModel(torch.nn.Module):
+    """The shared encoder and its loss in one forward: what the Trainer (and DDP) calls once per
+    step, as Tevatron's ``DenseModel`` takes query and passages together."""
+
+    def __init__(self, encoder: Encoder, temperature: float):
+        super().__init__()
+        self.encoder, self.temperature = encoder, temperature
+        self.losses: list[float] = []  # of the steps this process ran
+
+    def forward(self, q_input_ids, q_attention_mask, p_input_ids, p_attention_mask) -> dict:
+        q = self.encoder(q_input_ids, q_attention_mask)
+        p = self.encoder(p_input_ids, p_attention_mask)
+        loss = contrastive_loss(q, p, self.temperature)
+        if self.training:
+            self.losses.append(loss.item())
+        return {"loss": loss}
 
 
-def _dist() -> tuple[int, int]:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend)
-    if torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
+class GroupDataset(torch.utils.data.Dataset):
+    """The examples as (query, group) in the current epoch (Tevatron's ``TrainDataset``); the
+    `EpochGroups` callback sets the epoch."""
+
+    def __init__(self, examples: Sequence[TrainExample], n_negatives: int, seed: int):
+        self.examples, self.n_negatives, self.seed, self.epoch = examples, n_negatives, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict:
+        group = epoch_group(self.examples[i], i, self.epoch, self.n_negatives, self.seed)
+        return {"query": self.examples[i].query, "group": group}
 
 
-def _save_checkpoint(path: Path, encoder: Encoder, optim, sched, step: int, args: TrainingArgs) -> None:
-    with atomic_dir(path) as tmp:  # a checkpoint folder is complete or absent
-        encoder.save(tmp)
-        state = {
-            "optimizer": optim.state_dict(),
-            "scheduler": sched.state_dict(),
-            "step": step,
-            "torch_rng": torch.get_rng_state(),
+@dataclass
+class GroupCollator:
+    """Tokenises a batch: queries, then every group's passages in order (positive first)."""
+
+    encoder: Encoder
+    args: TrainingArgs
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        qt = self.encoder.tokenize([r["query"] for r in rows], "query", self.args.query_max_len)
+        passages = [t for r in rows for t in r["group"]]
+        pt = self.encoder.tokenize(passages, "passage", self.args.passage_max_len)
+        return {
+            "q_input_ids": qt["input_ids"],
+            "q_attention_mask": qt["attention_mask"],
+            "p_input_ids": pt["input_ids"],
+            "p_attention_mask": pt["attention_mask"],
         }
-        torch.save(state, tmp / "trainer_state.pt")
-        (tmp / "training_args.json").write_text(json.dumps(asdict(args), indent=1))
+
+
+class EpochGroups(TrainerCallback):
+    """Sets the dataset's epoch when one begins, from the global step (exact on resume too)."""
+
+    def __init__(self, dataset: GroupDataset, steps_per_epoch: int):
+        self.dataset, self.steps_per_epoch = dataset, steps_per_epoch
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.dataset.epoch = state.global_step // self.steps_per_epoch
+
+
+class StopAfter(TrainerCallback):
+    """Ends training, checkpointed, after `steps` more steps (a time-sliced job, or a kill)."""
+
+    def __init__(self, steps: int):
+        self.steps, self.stop_at = steps, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.stop_at = state.global_step + self.steps
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.stop_at is not None and state.global_step >= self.stop_at:
+            control.should_save = True
+            control.should_training_stop = True
+
+
+def trainer_arguments(args: TrainingArgs, total: int, world: int, device: torch.device) -> TrainingArguments:
+    """Hugging Face `TrainingArguments` for these settings: Tevatron's (AdamW without weight decay,
+    linear warm-up and decay, gradients clipped to norm 1), the global batch split over processes,
+    mixed precision only on a GPU."""
+    if args.batch_size % world:
+        raise ValueError(f"batch_size {args.batch_size} does not split over {world} processes")
+    on_gpu = device.type == "cuda"
+    return TrainingArguments(
+        output_dir=args.output_dir,
+        per_device_train_batch_size=args.batch_size // world,
+        learning_rate=args.learning_rate,
+        max_steps=total,
+        warmup_steps=args.warmup_ratio,  # a float below 1 is a share of the steps
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        lr_scheduler_type="linear",
+        optim="adamw_torch",
+        save_strategy="steps",
+        save_steps=args.save_steps,
+        save_total_limit=2,
+        logging_steps=max(1, total // 20),
+        report_to="none",
+        seed=args.seed,
+        data_seed=args.seed,
+        dataloader_drop_last=True,
+        remove_unused_columns=False,
+        use_cpu=not on_gpu,
+        bf16=on_gpu and args.precision == "bfloat16",
+        fp16=on_gpu and args.precision == "float16",
+        ddp_find_unused_parameters=False,
+    )
 
 
 def train(
     encoder: Encoder, examples: Sequence[TrainExample], args: TrainingArgs, stop_after: int | None = None
 ) -> dict:
-    """Train `encoder` in place; resume from ``output_dir/checkpoint-last`` if present.
+    """Train `encoder` in place with the Hugging Face `Trainer`; resume from the last checkpoint in
+    ``output_dir`` if there is one.
 
-    `stop_after` ends this call after that many steps, checkpointed, as a time-sliced job (or a
-    kill) would; calling again continues. Returns {"step": final step, "losses": [loss of each
-    step run by this call]}. The final model is saved to ``output_dir/final``.
-    """
+    Under torchrun the Trainer runs DDP (NCCL on GPUs, gloo on CPUs). `stop_after` ends this call
+    after that many steps, checkpointed; calling again continues. Returns {"step": final step,
+    "losses": [loss of each step this process ran]}. The final model is saved (by the first
+    process) to ``output_dir/final``."""
     if not examples:
         raise ValueError("no training examples")
     for i, ex in enumerate(examples):
         if args.n_negatives and not ex.negatives:
             raise ValueError(f"example {i} has no negatives, needs {args.n_negatives}")
-    rank, world = _dist()
-    torch.manual_seed(args.seed)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
     out = Path(args.output_dir)
-    ckpt = out / "checkpoint-last"
-    per_epoch = max(1, len(examples) // args.batch_size)
-    total = args.max_steps or math.ceil(args.epochs * per_epoch)
-    if ckpt.exists():
-        encoder.model.load_state_dict(Encoder.from_pretrained(ckpt).model.state_dict())
-    optim = torch.optim.AdamW(encoder.parameters(), lr=args.learning_rate)
-    sched = warmup_linear_decay(optim, int(args.warmup_ratio * total), total)
-    step = 0
-    if ckpt.exists():
-        state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
-        optim.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        step = state["step"]
-        torch.set_rng_state(state["torch_rng"])
-    encoder.train()
-    losses = []
-    bar = tqdm(total=total, initial=step, desc="train xDR", disable=rank != 0)
-    stop_at = total if stop_after is None else min(total, step + stop_after)
-    while step < stop_at:
-        epoch, offset = divmod(step, per_epoch)
-        order = epoch_order(len(examples), epoch, args.seed)
-        idx = order[offset * args.batch_size : (offset + 1) * args.batch_size]
-        idx = idx[rank::world]  # this process's slice of the global batch
-        groups = [epoch_group(examples[i], i, epoch, args.n_negatives, args.seed) for i in idx]
-        loss = batch_loss(encoder, [examples[i].query for i in idx], groups, args)
-        optim.zero_grad()
-        loss.backward()
-        if world > 1:  # average gradients over processes (what DDP does, without its hooks)
-            for p in encoder.parameters():
-                if p.grad is not None:
-                    torch.distributed.all_reduce(p.grad)
-                    p.grad /= world
-        optim.step()
-        sched.step()
-        step += 1
-        losses.append(loss.item())
-        bar.update(1)
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
-        if rank == 0 and (step % args.save_steps == 0 or step == stop_at):
-            _save_checkpoint(ckpt, encoder, optim, sched, step, args)
-    bar.close()
-    if rank == 0 and step == total:
+    steps_per_epoch = max(1, len(examples) // args.batch_size)
+    total = args.max_steps or math.ceil(args.epochs * steps_per_epoch)
+    model = ContrastiveModel(encoder, args.temperature)
+    dataset = GroupDataset(examples, args.n_negatives, args.seed)
+    callbacks: list[TrainerCallback] = [EpochGroups(dataset, steps_per_epoch)]
+    if stop_after is not None:
+        callbacks.append(StopAfter(stop_after))
+    trainer = Trainer(
+        model=model,
+        args=trainer_arguments(args, total, world, device_of(encoder)),
+        data_collator=GroupCollator(encoder, args),
+        train_dataset=dataset,
+        callbacks=callbacks,
+    )
+    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    trainer.train(resume_from_checkpoint=last)
+    step = trainer.state.global_step
+    if trainer.is_world_process_zero() and step >= total:
         with atomic_dir(out / "final") as tmp:
             encoder.save(tmp)
+            (tmp / "training_args.json").write_text(json.dumps(asdict(args), indent=1))
     encoder.eval()
-    return {"step": step, "losses": losses}
+    return {"step": step, "losses": model.losses}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from xqg.retrieval.dense import passage_text
 from xqg.retrieval.search import ranked_ids, retrieve
 from xqg.study.checks import check_before_work
-from xqg.study.config import Amount, Count, Rate, StepConfig, arg
+from xqg.study.config import Amount, Count, Precision, Rate, StepConfig, arg
 from xqg.study.named_models import encoder_path, load_encoder
 from xqg.study.provenance import Recipe, claim, code_version, key_of
 from xqg.study.workspace import Workspace
@@ -37,6 +37,10 @@ class Config(StepConfig):
     temperature: Rate = arg("softmax temperature (1 for dot-product models, ~0.01 for e5)")
     query_max_len: Count = arg("query tokens")
     passage_max_len: Count = arg("passage tokens")
+    retriever_precision: Precision = arg(
+        "float32, or bfloat16 / float16 mixed precision on GPUs (the authors: --fp16); a CPU trains float32",
+        default="float32",
+    )
     retriever_processes: Count = arg(
         "training processes under torchrun (one per GPU; gloo processes on a CPU); 1: in this process",
         default=1,
@@ -84,6 +88,7 @@ def run(workspace: Workspace, config: Config) -> dict:
         temperature=c.temperature,
         save_steps=max(1, c.retriever_steps // 4),
         seed=c.seed,
+        precision=c.retriever_precision,
     )
     if c.retriever_processes > 1:
         enc = None  # the workers load their own copies
