@@ -54,7 +54,7 @@ $(WORK)/08_analysis.done:        $(WORK)/05_retrieve.done $(WORK)/05b_ceiling.do
 DRYRUN_DATA := data/dryrun/MANIFEST.json
 $(DRYRUN_DATA): xqg/data/dryrun.py $(DATA) | $(VENV)
 	$(PYTHON) -m xqg.data.dryrun
-work/paper-dryrun/01_data.done: $(DRYRUN_DATA)
+$(WORK)/01_data.done: $(if $(filter paper-dryrun,$(PROFILE)),$(DRYRUN_DATA))
 
 $(WORK)/.fingerprint/%: FORCE | $(VENV)
 	+@$(PYTHON) -m xqg.pipeline fingerprint $* --profile $(PROFILE) --out $@

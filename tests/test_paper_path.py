@@ -10,7 +10,6 @@ import gzip
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -158,23 +157,27 @@ def test_devices_resolve_and_refuse_what_is_not_here():
 
 @pytest.fixture(scope="module")
 def dryrun(tmp_path_factory, raw_data):
-    """Every step of `paper-dryrun`, through the pipeline, into temporary folders."""
+    """`make reproduce PROFILE=paper-dryrun` (its tiny world rewritten when xqg/data/dryrun.py
+    changed), every artefact in temporary folders."""
     from conftest import roots_env
 
-    from xqg.data.dryrun import DRYRUN_DIR, write_dryrun_data
-    from xqg.study.steps import STEPS
+    from xqg.paths import PROJECT_ROOT
 
-    if not (DRYRUN_DIR / "MANIFEST.json").exists():
-        write_dryrun_data()
     root = tmp_path_factory.mktemp("paper-dryrun")
-    for step in STEPS:
-        proc = subprocess.run(
-            [sys.executable, "-m", "xqg.pipeline", "run", step, "--profile", "paper-dryrun"],
-            env={**os.environ, **roots_env(root)},
-            capture_output=True,
-            text=True,
-        )
-        assert proc.returncode == 0, f"{step} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    proc = subprocess.run(
+        [
+            "make",
+            "reproduce",
+            "PROFILE=paper-dryrun",
+            f"WORK={root / 'work' / 'paper-dryrun'}",
+            f"RUNS={root / 'runs' / 'paper-dryrun'}",
+        ],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **roots_env(root)},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, f"make reproduce failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return root
 
 
