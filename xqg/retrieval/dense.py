@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +12,14 @@ from xqg.data.schema import Benchmark, Passage, Query
 from xqg.metrics import passage as pm
 from xqg.metrics.xor_retrieve import aggregate_by_language, hit_at_tokens
 from xqg.models.encoder import Encoder
-from xqg.retrieval.embeddings import load_embeddings, save_embeddings
+from xqg.retrieval.embeddings import open_embeddings, save_embedding_blocks
 from xqg.retrieval.search import ranked_ids, retrieve
 
 DEFAULT_MEASURES = ("Recall@1", "Recall@5", "Recall@20", "MRR@10")
 
 
 PASSAGE_FORMATS = ("title+text", "text")
+ENCODE_BLOCK = 1 << 16  # passages tokenised and encoded at a time (length-sorted within a block)
 
 
 def passage_text(title: str, text: str, passage_format: str = "title+text") -> str:
@@ -45,20 +46,36 @@ def encode_passages(
     batch_size: int = 32,
     dtype: str = "float32",
     passage_format: str = "title+text",
+    block: int = ENCODE_BLOCK,
 ) -> tuple[list[str], np.ndarray]:
     """Passage embeddings of a collection, read from `cache` when it holds exactly these ids
     (the encoder is only loaded, through `get_encoder`, when they must be computed);
-    `passage_format` as `passage_text`."""
+    `passage_format` as `passage_text`.
+
+    `block` passages are tokenised and encoded at a time and, with a cache, written as they come
+    (`save_embedding_blocks`): memory is one block, whatever the collection's size. With a cache
+    the embeddings are returned memory-mapped (read-only)."""
     ids = list(passages)
     if cache is not None and cache.exists():
-        cached_ids, emb = load_embeddings(cache)
+        cached_ids, emb = open_embeddings(cache)
         if cached_ids == ids:
             return ids, emb
-    texts = [passage_text(passages[i].title, passages[i].text, passage_format) for i in ids]
-    emb = get_encoder().encode(texts, "passage", max_length=max_length, batch_size=batch_size, dtype=dtype)
-    if cache is not None:
-        save_embeddings(cache, ids, emb)
-    return ids, emb
+
+    encoder = get_encoder()
+    blocks = (
+        encoder.encode(
+            [passage_text(passages[i].title, passages[i].text, passage_format) for i in ids[s : s + block]],
+            "passage",
+            max_length=max_length,
+            batch_size=batch_size,
+            dtype=dtype,
+        )
+        for s in range(0, len(ids), block)
+    )
+    if cache is None:
+        return ids, np.concatenate(list(blocks))
+    save_embedding_blocks(cache, ids, blocks, encoder.model.config.hidden_size)
+    return open_embeddings(cache)
 
 
 def encode_queries(
@@ -104,7 +121,12 @@ def summarise(
 
 
 def dense_retrieve(
-    passage_ids: list[str], passage_emb: np.ndarray, queries: Sequence[Query], query_emb: np.ndarray, k: int
+    passage_ids: list[str],
+    passage_emb: np.ndarray | Iterable[np.ndarray],
+    queries: Sequence[Query],
+    query_emb: np.ndarray,
+    k: int,
 ) -> dict[str, list[tuple[str, float]]]:
-    """Exact inner-product search of the queries over the passages."""
+    """Exact inner-product search of the queries over the passages (one matrix, or its
+    consecutive row blocks: `xqg.retrieval.search.search_blocks`)."""
     return retrieve(passage_ids, passage_emb, [q.id for q in queries], query_emb, k)

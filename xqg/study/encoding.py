@@ -12,7 +12,7 @@ one's recipe key included, and the texts' source), and is reused only when both 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from xqg.retrieval.dense import dense_retrieve, encode_passages, evaluate_run
 from xqg.retrieval.embeddings import load_embeddings, save_embeddings
 from xqg.retrieval.query_sums import QuerySums, SumGroup, augment_with_sums, build_query_sums
 from xqg.retrieval.routing import split_mode
+from xqg.retrieval.search import SEARCH_BLOCK
 from xqg.study.named_models import encoder_identity, load_encoder
 from xqg.study.provenance import Recipe, claim, code_version, key_of, params_of
 from xqg.study.systems import System, seen_languages
@@ -53,6 +54,7 @@ class EmbeddingCache:
     _code: str = field(default="", repr=False)
     routed_sums: bool = False  # also one sum per passage and language (the routed modes need them)
     device: str = "auto"  # where the encoders run (resolve_device)
+    search_block: int = SEARCH_BLOCK  # passages augmented and searched at a time (a multiple of 1,024)
 
     @classmethod
     def for_step(cls, ws: Workspace, config: Any) -> EmbeddingCache:
@@ -233,24 +235,35 @@ class EmbeddingCache:
             encoder, training, [r["text"] if r["text"].strip() else "?" for r in records]
         )
 
-    def system_passages(self, system: System, language: str | None = None) -> tuple[list[str], np.ndarray]:
-        """The passage ids and (augmented, for xQG) embeddings a system searches; for a routed
-        mode, the index of the queries in `language`: passages augmented with that language's
-        queries alone, or the folded index when the system has none in it (English, an unseen
+    def system_blocks(
+        self, system: System, language: str | None = None
+    ) -> tuple[list[str], Iterator[np.ndarray]]:
+        """The passage ids and (augmented, for xQG) embeddings a system searches, as consecutive
+        blocks of `search_block` rows read from the memory-mapped passages and sums (alpha
+        applied per block: memory is one block, not the collection); for a routed mode, the
+        index of the queries in `language`: passages augmented with that language's queries
+        alone, or the folded index when the system has none in it (English, an unseen
         language)."""
-        # a fresh array: augmented in place
         pids, pemb = self.passages(system.encoder, system.training, system.passage_format)
-        if system.xqg:
-            routed, fold = split_mode(system.mode)
-            sums = self.query_sums(system.encoder, system.training, system.generator)
-            langs = system.gen_languages.split("+") if system.gen_languages else None
-            if routed and language in sums.languages and (langs is None or language in langs):
-                langs = [language]
-            n = system.n_queries
-            pemb = augment_with_sums(
-                pemb, sums.total(n, langs), sums.per_passage(n, langs), system.alpha, fold, out=pemb
+        spans = range(0, len(pids), self.search_block)
+        if not system.xqg:
+            return pids, (np.array(pemb[s : s + self.search_block], np.float32) for s in spans)
+        routed, fold = split_mode(system.mode)
+        sums = self.query_sums(system.encoder, system.training, system.generator)
+        langs = system.gen_languages.split("+") if system.gen_languages else None
+        if routed and language in sums.languages and (langs is None or language in langs):
+            langs = [language]
+        total, counts = sums.total(system.n_queries, langs), sums.per_passage(system.n_queries, langs)
+        return pids, (
+            augment_with_sums(
+                pemb[s : s + self.search_block],
+                total[s : s + self.search_block],
+                counts[s : s + self.search_block],
+                system.alpha,
+                fold,
             )
-        return pids, pemb
+            for s in spans
+        )
 
     def run(
         self,
@@ -260,18 +273,21 @@ class EmbeddingCache:
         k: int = 100,
         query_emb: np.ndarray | None = None,
     ) -> Run:
-        """A system's ranking (top k) of one query set; a routed system searches each query in
-        the index of its language (the benchmark's language label)."""
+        """A system's ranking (top k) of one query set, by exact search a block of passages at
+        a time (`search_blocks`); a routed system searches each query in the index of its
+        language (the benchmark's language label)."""
         if query_emb is None:
             query_emb = self.queries(system.encoder, queries, query_name, system.training)
         if not (system.xqg and split_mode(system.mode)[0]):
-            pids, pemb = self.system_passages(system)
-            return dense_retrieve(pids, pemb, queries, query_emb, k)
+            return dense_retrieve(*self.system_blocks(system), queries, query_emb, k)
         run: Run = {}
         for lang in sorted({q.language for q in queries}):
             idx = [i for i, q in enumerate(queries) if q.language == lang]
-            pids, pemb = self.system_passages(system, lang)
-            run.update(dense_retrieve(pids, pemb, [queries[i] for i in idx], query_emb[idx], k))
+            run.update(
+                dense_retrieve(
+                    *self.system_blocks(system, lang), [queries[i] for i in idx], query_emb[idx], k
+                )
+            )
         return run
 
     def score_run(
