@@ -1,26 +1,29 @@
 """Any Hugging Face seq2seq generator (mT5 in the paper), fine-tuned and sampled with the paper's prompt.
 
 Loads ``google/mt5-base``, a fine-tuned checkpoint, or the authors' released
-``ielabgroup/xor-tydi-docTquery-mt5-base`` by name or path. Fine-tuning follows the authors'
-settings in the `paper` profile (lr 1e-4, 2,000 steps, effective batch 128, input 128 tokens,
-best checkpoint on dev loss).
+``ielabgroup/xor-tydi-docTquery-mt5-base`` by name or path. Fine-tuning runs on the Hugging Face
+`Trainer`, as DSI-QG's does, with the authors' settings in the `paper` profile (lr 1e-4, 2,000
+steps, effective batch 128, input 128 tokens, AdamW without weight decay, linear decay, gradients
+clipped to 1, best checkpoint on dev loss): devices, mixed precision on GPUs, gradient
+accumulation, checkpoints and resume, and DDP under ``torchrun`` come from it.
 """
 
 from __future__ import annotations
 
-import random
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from tqdm.auto import tqdm
+from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
 
 from xqg.data.schema import Passage
 from xqg.generation.prompts import Triple, prompt
 from xqg.io import atomic_dir
 from xqg.models.device import device_of, to_device
+from xqg.training.hf import PRECISIONS, StopAfter, device_flags
 
 
 @dataclass
@@ -29,13 +32,21 @@ class Seq2SeqTrainingArgs:
 
     output_dir: str
     steps: int = 2000
-    batch_size: int = 128  # effective batch = batch_size; split into micro-batches of micro_batch
-    micro_batch: int = 8
+    batch_size: int = 128  # effective batch, over processes and gradient accumulation
+    micro_batch: int = 8  # triples per forward pass and process
     learning_rate: float = 1e-4
     max_input_len: int = 128
     max_target_len: int = 64
     eval_every: int = 200
+    precision: str = "float32"  # or bfloat16 / float16 mixed precision on GPUs (a CPU trains float32)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"Seq2SeqTrainingArgs.precision {self.precision!r}: use one of {PRECISIONS}")
+        for name in ("steps", "batch_size", "micro_batch", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Seq2SeqTrainingArgs.{name} must be >= 1, got {getattr(self, name)}")
 
 
 class Seq2SeqGenerator:
@@ -109,78 +120,102 @@ class Seq2SeqGenerator:
         return [[t.strip() for t in texts[i * n : (i + 1) * n]] for i in range(len(passages))]
 
 
-def fine_tune(
-    gen: Seq2SeqGenerator, train: Sequence[Triple], dev: Sequence[Triple], args: Seq2SeqTrainingArgs
-) -> list[dict]:
-    """Fine-tune with gradient accumulation; keep the checkpoint with the lowest dev loss as ``best``.
+class TripleDataset(torch.utils.data.Dataset):
+    """Triples as the `Trainer` takes them: the prompt's token ids and the question's as labels."""
 
-    Resumes from ``output_dir/last`` (weights, optimiser, step, history).
-    """
+    def __init__(self, gen: Seq2SeqGenerator, triples: Sequence[Triple], max_target_len: int):
+        inputs = gen.tokenizer(
+            [prompt(t.language, t.title, t.passage) for t in triples],
+            max_length=gen.max_input_len,
+            truncation=True,
+        )
+        labels = gen.tokenizer([t.question for t in triples], max_length=max_target_len, truncation=True)
+        self.rows = [
+            {"input_ids": i, "attention_mask": m, "labels": y}
+            for i, m, y in zip(inputs["input_ids"], inputs["attention_mask"], labels["input_ids"])
+        ]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.rows[i]
+
+
+def trainer_arguments(
+    args: Seq2SeqTrainingArgs, world: int, device: torch.device, has_dev: bool
+) -> TrainingArguments:
+    """DSI-QG's `TrainingArguments` (HF defaults: AdamW without weight decay, linear decay without
+    warm-up, clipping 1.0; the best checkpoint by dev loss kept at the end), the effective batch
+    split into `micro_batch` per process and gradient accumulation."""
+    micro = min(args.micro_batch, args.batch_size)
+    if args.batch_size % (micro * world):
+        raise ValueError(
+            f"batch_size {args.batch_size} is not a multiple of micro_batch {micro} x {world} processes"
+        )
+    return TrainingArguments(
+        output_dir=str(Path(args.output_dir) / "checkpoints"),
+        per_device_train_batch_size=micro,
+        per_device_eval_batch_size=micro,
+        gradient_accumulation_steps=args.batch_size // (micro * world),
+        learning_rate=args.learning_rate,
+        max_steps=args.steps,
+        warmup_steps=0,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        lr_scheduler_type="linear",
+        optim="adamw_torch",
+        eval_strategy="steps" if has_dev else "no",
+        eval_steps=args.eval_every,
+        save_strategy="steps",
+        save_steps=args.eval_every,
+        save_total_limit=2,  # with the best one, which `load_best_model_at_end` keeps too
+        load_best_model_at_end=has_dev,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        logging_steps=max(1, args.eval_every),
+        report_to="none",
+        seed=args.seed,
+        data_seed=args.seed,
+        remove_unused_columns=False,
+        **device_flags(device, args.precision),
+    )
+
+
+def fine_tune(
+    gen: Seq2SeqGenerator,
+    train: Sequence[Triple],
+    dev: Sequence[Triple],
+    args: Seq2SeqTrainingArgs,
+    stop_after: int | None = None,
+) -> list[dict]:
+    """Fine-tune `gen` in place with the Hugging Face `Trainer`; save the checkpoint with the
+    lowest dev loss (the last one without dev triples) to ``output_dir/best``.
+
+    Resumes from the last checkpoint under ``output_dir/checkpoints`` (weights, optimiser,
+    scheduler, random states: a resumed run is the uninterrupted one). `stop_after` ends this
+    call after that many steps, checkpointed. Returns the dev losses: [{"step", "dev_loss"}]."""
     if not train:
         raise ValueError("no generator training triples")
-    out = Path(args.output_dir)
-    # the Hugging Face Trainer's defaults, which DSI-QG trains with: AdamW without weight decay,
-    # linear decay to 0 without warm-up, gradients clipped to norm 1
-    optim = torch.optim.AdamW(gen.model.parameters(), lr=args.learning_rate, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: max(0.0, 1 - s / args.steps))
-    step, history = 0, []
-    if (out / "last" / "trainer_state.pt").exists():
-        resumed = Seq2SeqGenerator.from_pretrained(out / "last", args.max_input_len)
-        gen.model.load_state_dict(resumed.model.state_dict())
-        state = torch.load(out / "last" / "trainer_state.pt", weights_only=False)
-        optim.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        step, history = state["step"], state["history"]
-    best = min([h["dev_loss"] for h in history], default=float("inf"))
-    rng = random.Random(f"{args.seed}:0")
-    torch.manual_seed(args.seed)
-    if step:  # continue both random streams where the checkpoint left them: a resumed run is identical
-        rng.setstate(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
-    bar = tqdm(total=args.steps, initial=step, desc="fine-tune generator")
-    while step < args.steps:
-        gen.model.train()
-        batch = rng.sample(list(train), min(args.batch_size, len(train)))
-        optim.zero_grad()
-        for s in range(0, len(batch), args.micro_batch):
-            micro = batch[s : s + args.micro_batch]
-            loss = gen.loss(micro, args.max_target_len) * len(micro) / len(batch)
-            loss.backward()
-        torch.nn.utils.clip_grad_norm_(gen.model.parameters(), 1.0)
-        optim.step()
-        sched.step()
-        step += 1
-        bar.update(1)
-        if step % args.eval_every == 0 or step == args.steps:
-            gen.model.eval()
-            with torch.no_grad():
-                dev_loss = (
-                    float(
-                        np.mean(
-                            [
-                                gen.loss(dev[s : s + args.micro_batch], args.max_target_len).item()
-                                for s in range(0, len(dev), args.micro_batch)
-                            ]
-                        )
-                    )
-                    if dev
-                    else 0.0
-                )
-            history.append({"step": step, "dev_loss": dev_loss})
-            if dev_loss < best:
-                best = dev_loss
-                with atomic_dir(out / "best") as tmp:
-                    gen.save(tmp)
-            with atomic_dir(out / "last") as tmp:  # weights and trainer state together
-                gen.save(tmp)
-                state = {
-                    "optimizer": optim.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "step": step,
-                    "history": history,
-                    "rng": rng.getstate(),
-                    "torch_rng": torch.get_rng_state(),
-                }
-                torch.save(state, tmp / "trainer_state.pt")
-    bar.close()
-    return history
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    callbacks: list[TrainerCallback] = [StopAfter(stop_after)] if stop_after is not None else []
+    trainer = Trainer(
+        model=gen.model,
+        args=trainer_arguments(args, world, device_of(gen.model), bool(dev)),
+        data_collator=DataCollatorForSeq2Seq(gen.tokenizer, model=gen.model, label_pad_token_id=-100),
+        train_dataset=TripleDataset(gen, train, args.max_target_len),
+        eval_dataset=TripleDataset(gen, dev, args.max_target_len) if dev else None,
+        callbacks=callbacks,
+    )
+    checkpoints = Path(trainer.args.output_dir)
+    trainer.train(
+        resume_from_checkpoint=get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    )
+    gen.model = trainer.model  # the best checkpoint's weights, once training has ended
+    gen.model.eval()
+    if trainer.is_world_process_zero() and trainer.state.global_step >= args.steps:
+        with atomic_dir(Path(args.output_dir) / "best") as tmp:
+            gen.save(tmp)
+    return [
+        {"step": e["step"], "dev_loss": e["eval_loss"]} for e in trainer.state.log_history if "eval_loss" in e
+    ]

@@ -34,6 +34,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from xqg.io import atomic_dir
 from xqg.models.device import device_of
 from xqg.models.encoder import Encoder
+from xqg.training.hf import PRECISIONS, StopAfter, device_flags
 
 
 @dataclass
@@ -60,7 +61,7 @@ class TrainingArgs:
         for name in ("batch_size", "query_max_len", "passage_max_len", "save_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainingArgs.{name} must be >= 1")
-        if self.precision not in ("float32", "bfloat16", "float16"):
+        if self.precision not in PRECISIONS:
             raise ValueError(f"TrainingArgs.precision {self.precision!r}: float32, bfloat16 or float16")
         if self.n_negatives < 0 or self.temperature <= 0 or self.learning_rate <= 0:
             raise ValueError("TrainingArgs: n_negatives >= 0, temperature > 0, learning_rate > 0")
@@ -198,28 +199,12 @@ class EpochGroups(TrainerCallback):
         self.dataset.epoch = state.global_step // self.steps_per_epoch
 
 
-class StopAfter(TrainerCallback):
-    """Ends training, checkpointed, after `steps` more steps (a time-sliced job, or a kill)."""
-
-    def __init__(self, steps: int):
-        self.steps, self.stop_at = steps, None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.stop_at = state.global_step + self.steps
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.stop_at is not None and state.global_step >= self.stop_at:
-            control.should_save = True
-            control.should_training_stop = True
-
-
 def trainer_arguments(args: TrainingArgs, total: int, world: int, device: torch.device) -> TrainingArguments:
     """Hugging Face `TrainingArguments` for these settings: Tevatron's (AdamW without weight decay,
     linear warm-up and decay, gradients clipped to norm 1), the global batch split over processes,
     mixed precision only on a GPU."""
     if args.batch_size % world:
         raise ValueError(f"batch_size {args.batch_size} does not split over {world} processes")
-    on_gpu = device.type == "cuda"
     return TrainingArguments(
         output_dir=args.output_dir,
         per_device_train_batch_size=args.batch_size // world,
@@ -239,10 +224,8 @@ def trainer_arguments(args: TrainingArgs, total: int, world: int, device: torch.
         data_seed=args.seed,
         dataloader_drop_last=True,
         remove_unused_columns=False,
-        use_cpu=not on_gpu,
-        bf16=on_gpu and args.precision == "bfloat16",
-        fp16=on_gpu and args.precision == "float16",
         ddp_find_unused_parameters=False,
+        **device_flags(device, args.precision),
     )
 
 

@@ -16,7 +16,7 @@ from xqg.generation.seq2seq import Seq2SeqGenerator, Seq2SeqTrainingArgs, fine_t
 from xqg.generation.train_e5 import GeneratorTrainingArgs, train_e5_generator
 from xqg.models.device import resolve_device
 from xqg.study.checks import check_before_work
-from xqg.study.config import Amount, Count, Dtype, GeneratorKind, Rate, StepConfig, arg
+from xqg.study.config import Amount, Count, Dtype, GeneratorKind, Precision, Rate, StepConfig, arg
 from xqg.study.generators import check_kind, generator_variants
 from xqg.study.named_models import encoder_path, generator_path
 from xqg.study.provenance import Recipe, claim, code_version, key_of
@@ -37,6 +37,10 @@ class Config(StepConfig):
     generator_eval_every: Count = arg("steps between checkpoint evaluations")
     generator_dtype: Dtype = arg(
         "e5-decoder: float32, or bfloat16 (the decoder's forward under CPU autocast)", default="float32"
+    )
+    generator_precision: Precision = arg(
+        "seq2seq: float32, or bfloat16 / float16 mixed precision on GPUs; a CPU trains float32",
+        default="float32",
     )
     decoder_layers: Count = arg("e5-decoder: decoder layers, copied from e5's top layers", default=2)
     copy_gate: bool = arg("e5-decoder: learned bonus for the passage's own pieces", default=True)
@@ -101,7 +105,9 @@ def train_generator(
     if config.generator_steps > 0:
         dev = train[::20]
         rest = [t for i, t in enumerate(train) if i % 20]
-        history = fine_tune(gen, rest, dev, Seq2SeqTrainingArgs(**schedule))
+        history = fine_tune(
+            gen, rest, dev, Seq2SeqTrainingArgs(**schedule, precision=config.generator_precision)
+        )
     else:  # a released checkpoint used as is (the paper profile's shortcut)
         gen.save(ws.generator_checkpoint(variant))
     return {"history": history, "parameters": sum(p.numel() for p in gen.model.parameters())}
