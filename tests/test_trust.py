@@ -157,6 +157,9 @@ def test_a_killed_seq2seq_fine_tune_resumes_to_the_uninterrupted_result(small_te
     ]
     assert fine_tune("killed", 5) == whole
     _same_weights(tmp_path / "whole" / "best", tmp_path / "killed" / "best")
+    written = (tmp_path / "whole" / "best" / "model.safetensors").stat().st_mtime_ns
+    assert fine_tune("whole", 0) == whole  # finished: reused as it is, nothing rewritten
+    assert (tmp_path / "whole" / "best" / "model.safetensors").stat().st_mtime_ns == written
 
 
 def test_a_killed_e5_generator_training_resumes_to_the_uninterrupted_result(

@@ -10,6 +10,7 @@ accumulation, checkpoints and resume, and DDP under ``torchrun`` come from it.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -197,6 +198,12 @@ def fine_tune(
     call after that many steps, checkpointed. Returns the dev losses: [{"step", "dev_loss"}]."""
     if not train:
         raise ValueError("no generator training triples")
+    best, checkpoints = Path(args.output_dir) / "best", Path(args.output_dir) / "checkpoints"
+    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    if last is not None and (best / "config.json").exists():  # finished: reuse, rewrite nothing
+        gen.model.load_state_dict(Seq2SeqGenerator.from_pretrained(best).model.state_dict())
+        gen.model.eval()
+        return _dev_losses(json.loads((Path(last) / "trainer_state.json").read_text())["log_history"])
     world = int(os.environ.get("WORLD_SIZE", "1"))
     callbacks: list[TrainerCallback] = [StopAfter(stop_after)] if stop_after is not None else []
     trainer = Trainer(
@@ -207,15 +214,15 @@ def fine_tune(
         eval_dataset=TripleDataset(gen, dev, args.max_target_len) if dev else None,
         callbacks=callbacks,
     )
-    checkpoints = Path(trainer.args.output_dir)
-    trainer.train(
-        resume_from_checkpoint=get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
-    )
+    trainer.train(resume_from_checkpoint=last)
     gen.model = trainer.model  # the best checkpoint's weights, once training has ended
     gen.model.eval()
     if trainer.is_world_process_zero() and trainer.state.global_step >= args.steps:
-        with atomic_dir(Path(args.output_dir) / "best") as tmp:
+        with atomic_dir(best) as tmp:
             gen.save(tmp)
-    return [
-        {"step": e["step"], "dev_loss": e["eval_loss"]} for e in trainer.state.log_history if "eval_loss" in e
-    ]
+    return _dev_losses(trainer.state.log_history)
+
+
+def _dev_losses(log_history: list[dict]) -> list[dict]:
+    """[{"step", "dev_loss"}] of a Trainer's log history."""
+    return [{"step": e["step"], "dev_loss": e["eval_loss"]} for e in log_history if "eval_loss" in e]
