@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from xqg.data.schema import DataError, Passage
-from xqg.data.xor_tydi import iter_augmented_corpus, load_tevatron_train
+from xqg.data.xor_tydi import iter_augmented_corpus, load_tevatron_train, load_xor_gold_paragraphs
 from xqg.generation.run import import_released_queries, shard_file
 from xqg.models.device import resolve_device
 from xqg.study.provenance import Recipe
@@ -111,6 +111,47 @@ def test_tevatron_training_file_keeps_every_positive_and_negative(tmp_path):
         load_tevatron_train(path, {TEVATRON_ROW["query_id"]: "fi"})
 
 
+def _gold_item(qid: str, lang: str, title: str, context: str) -> dict:
+    qa = {
+        "question": f" question {qid} ",
+        "lang": lang,
+        "id": qid,
+        "answers": [{"text": "x", "answer_start": 0}],
+    }
+    return {"title": title, "paragraphs": [{"context": context, "qas": [qa]}]}
+
+
+def test_xor_gold_paragraphs_read_as_dsi_qg_reads_them(tmp_path):
+    """DSI-QG's process_xorqa.py: first paragraph and question per item, newlines to spaces, the
+    title cut at [6:find('_parentSection')], a question id seen before (also in train) dropped."""
+    train, dev = tmp_path / "gp_squad_train_data.json", tmp_path / "gp_squad_dev_data.json"
+    train.write_text(json.dumps({"data": [
+        _gold_item("1", "fi", "title:Saimaa_parentSection:Geography", " Saimaa is\na lake. "),
+        _gold_item("2", "ja", "title:Saimaa_parentSection:Geography", "Saimaa is a lake."),
+        _gold_item("1", "fi", "title:Saimaa_parentSection:Geography", "a duplicate id"),
+    ]}))  # fmt: skip
+    dev.write_text(json.dumps({"data": [
+        _gold_item("2", "ja", "title:Oulu_parentSection:x", "in train already"),
+        _gold_item("3", " ar", "title:Oulu_parentSection:x", "Oulu is a city."),
+    ]}))  # fmt: skip
+    seen: set[str] = set()
+    first = load_xor_gold_paragraphs(train, seen)
+    assert [(q.id, q.text) for q in first.queries] == [("1-fi", "question 1"), ("2-ja", "question 2")]
+    assert len(first.passages) == 1  # one paragraph, two questions
+    (passage,) = first.passages.values()
+    assert (passage.title, passage.text) == ("Saimaa", "Saimaa is a lake.")
+    assert first.queries[0].gold_passage == passage.id and first.queries[0].answers == ("x",)
+    second = load_xor_gold_paragraphs(dev, seen)
+    assert [q.id for q in second.queries] == ["3-ar"] and seen == {"1", "2", "3"}
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"data": [{"title": "title:A_parentSection", "paragraphs": []}]}))
+    with pytest.raises(DataError, match=r"broken.json: data\[0\] needs title and paragraphs\[0\]"):
+        load_xor_gold_paragraphs(broken)
+    broken.write_text(json.dumps([1, 2]))
+    with pytest.raises(DataError, match=r"broken.json: not a SQuAD-form file with 'data'"):
+        load_xor_gold_paragraphs(broken)
+
+
 def _released_row(docid: str, n: int) -> dict:
     return {
         "docid": docid,
@@ -189,6 +230,23 @@ def test_dryrun_generates_in_concurrent_shard_jobs(dryrun):
     merged = (dryrun / "work" / "paper-dryrun" / "generated" / "queries.jsonl").read_bytes()
     assert merged == b"".join((shards / f"shard-{s:04d}-of-0002.jsonl").read_bytes() for s in (0, 1))
     assert sum(m["lines"] for m in marks) == 200 * 7 * 5  # passages x languages x n_queries
+
+
+def test_dryrun_trains_the_generator_on_xor_gold_paragraph_pairs(dryrun):
+    """DSI-QG's pairs: 80 training and 16 dev gold-paragraph questions (the dev file's copy of a
+    training id dropped); step 02 selects its checkpoint on the dev pairs."""
+    work = dryrun / "work" / "paper-dryrun"
+    summary = json.loads((work / "data" / "summary.json").read_text())
+    assert (summary["generator training triples"], summary["generator dev triples"]) == (80, 16)
+    state = json.loads(
+        max(
+            (work / "models" / "generator" / "checkpoints").glob("checkpoint-*"),
+            key=lambda p: int(p.name[11:]),
+        )
+        .joinpath("trainer_state.json")
+        .read_text()
+    )
+    assert [e["step"] for e in state["log_history"] if "eval_loss" in e] == [3, 6]
 
 
 def test_dryrun_trains_the_xdr_with_tevatron_groups_under_torchrun(dryrun):

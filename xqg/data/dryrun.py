@@ -11,6 +11,11 @@ from real text of the data mirror:
   (``query_id``, ``query``, ``answers``, ``positive_passages``, ``negative_passages``, each
   passage ``{docid, title, text}``) for real XOR-Retrieve training questions, the positive being
   a collection passage their answer was appended to;
+- ``xor-tydi/tydi_xor_gp/gp_squad_{train,dev}_data.json``: XOR's gold paragraphs in SQuAD form
+  as DSI-QG's ``process_xorqa.py`` reads them (one paragraph and one question with ``lang`` and
+  ``id`` per item; titles with a 6-character prefix and a ``_parentSection`` suffix, the
+  convention its code cuts, inferred from that code), the same questions and positives (the
+  dev file repeats one training id, which DSI-QG drops);
 - ``xqg/xor-tydi-xqg-augmented/``: the released corpus's layout in two JSON Lines shards
   (``docid``, ``title``, ``text``, ``generated_queries: {lang: [5 questions]}``), with real XOR
   training questions of each language standing in for generated ones.
@@ -35,6 +40,7 @@ from xqg.paths import PROJECT_ROOT
 DRYRUN_DIR = PROJECT_ROOT / "data" / "dryrun"
 COLLECTION = "wiki/enwiki_20190201_w100.tsv"
 TEVATRON_TRAIN = "xor-tydi/tevatron_xor_tydi_train.jsonl"
+GOLD_PARAGRAPHS = "xor-tydi/tydi_xor_gp/gp_squad_{split}_data.json"
 RELEASED = "xqg/xor-tydi-xqg-augmented"
 
 
@@ -52,7 +58,7 @@ def write_dryrun_data(
     queries_per_language: int = 5,
     seed: int = 0,
 ) -> dict[str, int]:
-    """Write the three files (see the module); returns their counts. Deterministic in `seed`."""
+    """Write the files (see the module); returns their counts. Deterministic in `seed`."""
     rng = random.Random(seed)
     squad = load_squad_dev()
     rows: list[tuple[str, str, str]] = []  # (id, text, title)
@@ -97,6 +103,22 @@ def write_dryrun_data(
         writer.writerow(["id", "text", "title"])
         writer.writerows((pid, texts[pid], titles[pid]) for pid in ids)
     write_jsonl(out / TEVATRON_TRAIN, tevatron)
+
+    def gold_item(q, pid: str) -> dict:
+        answer = q.answers[0]
+        qa = {"question": q.text, "lang": q.language, "id": q.qid,
+              "answers": [{"text": answer, "answer_start": texts[pid].find(answer)}]}  # fmt: skip
+        return {
+            "title": f"title:{titles[pid]}_parentSection:0",
+            "paragraphs": [{"context": texts[pid], "qas": [qa]}],
+        }
+
+    pairs = list(zip(picked, positives))
+    cut = len(pairs) * 5 // 6
+    for split, part in (("train", pairs[:cut]), ("dev", pairs[cut:] + pairs[:1])):
+        write_json(
+            out / GOLD_PARAGRAPHS.format(split=split), {"data": [gold_item(q, pid) for q, pid in part]}
+        )
     by_language = {lang: [q.text for q in train if q.language == lang] for lang in XOR_LANGUAGES}
     shard_of = {pid: 0 if n < len(ids) // 2 else 1 for n, pid in enumerate(ids)}
     for shard in (0, 1):
@@ -115,7 +137,12 @@ def write_dryrun_data(
                 if shard_of[pid] == shard
             ),
         )
-    counts = {"passages": len(ids), "training queries": len(tevatron), "released shards": 2}
+    counts = {
+        "passages": len(ids),
+        "training queries": len(tevatron),
+        "gold-paragraph pairs": {"train": cut, "dev": len(pairs) - cut},
+        "released shards": 2,
+    }
     write_json(out / "MANIFEST.json", counts)
     return counts
 

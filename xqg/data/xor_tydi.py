@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from xqg.data.schema import DataError, Passage, Query
+from xqg.data.schema import Benchmark, DataError, Passage, Query, passage_id
 from xqg.io import iter_jsonl
 from xqg.languages import XOR_LANGUAGES, normalise_code
 from xqg.paths import data_dir
@@ -150,3 +151,40 @@ def load_tevatron_train(
         queries.append(query)
         groups[query.id] = TrainGroup(tuple(ids["positive_passages"]), tuple(ids["negative_passages"]))
     return passages, queries, groups
+
+
+def load_xor_gold_paragraphs(path: str | Path, seen: set[str] | None = None) -> Benchmark:
+    """XOR-TyDi's gold paragraphs in SQuAD form (``tydi_xor_gp/gp_squad_{train,dev}_data.json``),
+    read as DSI-QG's ``process_xorqa.py`` reads them to train its query generator: per item, the
+    first paragraph's context (newlines to spaces) and its first question with ``lang`` and ``id``;
+    the title cut as DSI-QG cuts it (``title[6:title.find('_parentSection')]``); a question id
+    already read (in `seen`, which is updated: pass the train file's set to the dev file) is
+    skipped. Passages are content-addressed (``xor-gp-...``), one per distinct paragraph."""
+    try:
+        items = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: not a SQuAD-form file with 'data' ({e})") from None
+    seen = set() if seen is None else seen
+    passages: dict[str, Passage] = {}
+    queries: list[Query] = []
+    for i, item in enumerate(items):
+        try:
+            title = item["title"].strip()
+            paragraph = item["paragraphs"][0]
+            qa = paragraph["qas"][0]
+            context, question, lang, qid = paragraph["context"], qa["question"], qa["lang"], str(qa["id"])
+        except (KeyError, IndexError, TypeError, AttributeError) as e:
+            raise DataError(
+                f"{path}: data[{i}] needs title and paragraphs[0].qas[0] {{question, lang, id}} ({e})"
+            ) from None
+        if qid in seen:
+            continue
+        seen.add(qid)
+        title = title[6 : title.find("_parentSection")]
+        text = context.strip().replace("\n", " ")
+        pid = passage_id("xor-gp", title, text)
+        passages.setdefault(pid, Passage(pid, title, text))
+        language = normalise_code(lang.strip(), source=f"{path}: data[{i}] lang")
+        answers = tuple(a["text"] for a in qa.get("answers") or () if isinstance(a, dict) and "text" in a)
+        queries.append(Query(f"{qid}-{language}", qid, language, question.strip(), answers, pid, title))
+    return Benchmark("xor-tydi-gold-paragraphs", Path(path).stem, passages, queries)

@@ -108,6 +108,11 @@ class Workspace:
         return self.data / "generator_train.jsonl"
 
     @property
+    def generator_dev(self) -> Path:
+        """The generator's dev triples for checkpoint selection (empty: step 02 splits its own)."""
+        return self.data / "generator_dev.jsonl"
+
+    @property
     def generator_heldout(self) -> Path:
         """Passages never trained on, for the generator's checkpoint selection."""
         return self.data / "generator_heldout.jsonl"
@@ -212,9 +217,9 @@ class Workspace:
         """A prepared query set (see `queries_file`)."""
         return load_queries(self.queries_file(name))
 
-    def triples(self) -> list[Triple]:
-        """The generator's training triples."""
-        return load_triples(self.generator_train)
+    def triples(self, path: Path | None = None) -> list[Triple]:
+        """The generator's training triples (or those of `path`: ``generator_dev``)."""
+        return load_triples(path or self.generator_train)
 
     # --- which models the study scores ---------------------------------------------------------
     def trainings(self, base_training: str) -> list[str]:

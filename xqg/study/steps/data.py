@@ -75,6 +75,16 @@ class Config(StepConfig):
         "xor-tydi: XOR's enwiki_20190201_w100.tsv (DPR layout) or the authors' augmented corpus", default=""
     )
     train_file: str = arg("xor-tydi: Tevatron's training file with positive passages (JSONL)", default="")
+    generator_file: str = arg(
+        "xor-tydi: the generator's pairs from XOR's gold paragraphs, as DSI-QG trains it "
+        "(tydi_xor_gp/gp_squad_train_data.json); empty: each training question's first Tevatron positive",
+        default="",
+    )
+    generator_dev_file: str = arg(
+        "xor-tydi: the generator's dev pairs for checkpoint selection (gp_squad_dev_data.json); "
+        "empty: every 20th training pair",
+        default="",
+    )
 
 
 LOADERS = {"mlqa": lambda langs: load_mlqa("dev", langs), "xquad": lambda langs: load_xquad(langs)}
@@ -226,6 +236,19 @@ def run(workspace: Workspace, config: Config) -> dict:
         training = _limit_passages(training, max_passages, seed)
 
     gen_triples = triples(training, generator_languages)
+    dev_triples = []
+    if c.generator_file or c.generator_dev_file:  # DSI-QG's pairs: XOR's gold paragraphs
+        if c.eval_benchmark != "xor-tydi" or not c.generator_file:
+            raise ValueError(
+                "generator_file (and generator_dev_file) are XOR-TyDi's gold paragraphs: "
+                "eval_benchmark xor-tydi with generator_file set"
+            )
+        from xqg.data.xor_tydi import load_xor_gold_paragraphs
+
+        seen: set[str] = set()  # a question id in both files trains only (DSI-QG drops it from dev)
+        gen_triples = triples(load_xor_gold_paragraphs(c.generator_file, seen), generator_languages)
+        if c.generator_dev_file:
+            dev_triples = triples(load_xor_gold_paragraphs(c.generator_dev_file, seen), generator_languages)
     eval_queries = evaluation.queries
     if c.generator_eval_fraction > 0:  # the evaluation benchmark's other articles also train the generator
         gen_part, eval_part = split_by_article(evaluation, 1 - c.generator_eval_fraction, seed)
@@ -248,6 +271,7 @@ def run(workspace: Workspace, config: Config) -> dict:
     save_queries(ws.queries_file("eval"), test)
     save_queries(ws.queries_file("tuning"), tuning)
     save_triples(ws.generator_train, gen_triples)
+    save_triples(ws.generator_dev, dev_triples)
     save_passages(ws.generator_heldout, {p.id: p for p in heldout})
     save_passages(ws.train_collection, training.passages)
     train_queries = [q for q in training.queries if q.language in set(generator_languages) | {"en"}]
@@ -274,6 +298,7 @@ def run(workspace: Workspace, config: Config) -> dict:
         "evaluation queries (test)": len(test),
         "alpha-tuning queries": len(tuning),
         "generator training triples": len(gen_triples),
+        "generator dev triples": len(dev_triples),
         "generator training passages": len(gen_passages),
         "held-out passages (checkpoint selection)": len(heldout),
         "retriever training queries": len(training.queries),

@@ -103,8 +103,11 @@ def train_generator(
     gen.to(resolve_device(config.device))
     history = []
     if config.generator_steps > 0:
-        dev = train[::20]
-        rest = [t for i, t in enumerate(train) if i % 20]
+        given = ws.triples(ws.generator_dev) if ws.generator_dev.exists() else []
+        dev = [t for t in given if train_languages is None or t.language in train_languages]
+        rest = train
+        if not given:  # no dev pairs of its own: every 20th training pair
+            dev, rest = train[::20], [t for i, t in enumerate(train) if i % 20]
         history = fine_tune(
             gen, rest, dev, Seq2SeqTrainingArgs(**schedule, precision=config.generator_precision)
         )
