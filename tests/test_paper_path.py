@@ -293,3 +293,24 @@ def test_hub_exports_round_trip_through_the_importers(tmp_path):
             ("query_id", "query", "positive_passages", "negative_passages"),
         )
     assert not (tmp_path / "bad.jsonl").exists()
+
+
+def test_passage_rows_read_a_shard_from_disk_as_the_whole_collection_reads_it(tmp_path):
+    from xqg.study.workspace import PassageRows, load_passages
+
+    passages = {
+        f"p{i}": Passage(f"p{i}", f"T{i}", f"text {i} \u2028 kept \u00e9" if i % 3 == 0 else f"text {i}")
+        for i in range(50)
+    }
+    save_passages(tmp_path / "c.jsonl", passages)
+    whole = list(load_passages(tmp_path / "c.jsonl").values())
+    for chunk in (7, 1 << 24):  # line starts found across read chunks, and in one
+        rows = PassageRows(tmp_path / "c.jsonl", chunk=chunk)
+        assert len(rows) == 50 and rows[0] == whole[0] and rows[-1] == whole[-1] and rows[3] == passages["p3"]
+        assert rows[10:20] == whole[10:20] and rows[45:99] == whole[45:] and rows[::7] == whole[::7]
+    (tmp_path / "open.jsonl").write_bytes((tmp_path / "c.jsonl").read_bytes().rstrip(b"\n"))
+    assert list(PassageRows(tmp_path / "open.jsonl")) == whole  # a last line without its newline
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    assert len(PassageRows(tmp_path / "empty.jsonl")) == 0
+    with pytest.raises(IndexError, match=r"c.jsonl: row 50 of 50"):
+        PassageRows(tmp_path / "c.jsonl")[50]

@@ -8,9 +8,14 @@ can redirect (the tests run the smoke profile in temporary folders that way).
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import overload
+
+import numpy as np
 
 from xqg.data.schema import Passage, Query
 from xqg.generation.prompts import Triple
@@ -240,6 +245,49 @@ def save_passages(path: Path, passages: dict[str, Passage]) -> None:
 def load_passages(path: Path) -> dict[str, Passage]:
     """Collection written by `save_passages`."""
     return {r["id"]: Passage(r["id"], r["title"], r["text"]) for r in iter_jsonl(path)}
+
+
+class PassageRows(Sequence[Passage]):
+    """A collection written by `save_passages`, read from disk by row: opening it records each
+    line's byte offset (8 bytes a passage, found by scanning bytes, not parsing JSON), and a row
+    or a slice of rows is read when asked for. A generation shard job holds its own rows, not the
+    collection (18.2M passages as Python objects are some 16 GB, one copy per concurrent job)."""
+
+    def __init__(self, path: Path, chunk: int = 1 << 24):
+        self.path = Path(path)
+        starts, at = [np.zeros(1, np.int64)], 0
+        with open(self.path, "rb") as f:
+            while block := f.read(chunk):
+                starts.append(np.flatnonzero(np.frombuffer(block, np.uint8) == 10).astype(np.int64) + at + 1)
+                at += len(block)
+        offsets = np.concatenate(starts)  # where each line starts, and where the file ends
+        self._offsets = offsets if offsets[-1] == at else np.append(offsets, at)  # a last line without "\n"
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    @overload
+    def __getitem__(self, i: int) -> Passage: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Passage]: ...
+
+    def __getitem__(self, i: int | slice) -> Passage | list[Passage]:
+        if isinstance(i, slice):
+            start, stop, step = i.indices(len(self))
+            rows = self._read(start, max(start, stop))
+            return rows[::step]
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"{self.path}: row {i} of {len(self)}")
+        return self._read(i % len(self), i % len(self) + 1)[0]
+
+    def _read(self, start: int, stop: int) -> list[Passage]:
+        with open(self.path, "rb") as f:
+            f.seek(int(self._offsets[start]))
+            data = f.read(int(self._offsets[stop] - self._offsets[start]))
+        # split on the newline byte only: str.splitlines would also split at U+2028 inside a text
+        rows = [json.loads(line) for line in data.split(b"\n") if line]
+        return [Passage(r["id"], r["title"], r["text"]) for r in rows]
 
 
 def save_queries(path: Path, queries: list[Query]) -> None:

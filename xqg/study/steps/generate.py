@@ -34,7 +34,7 @@ from xqg.study.encoding import EmbeddingCache
 from xqg.study.generators import generator_variants, load_trained_generator
 from xqg.study.jobs import JobSettings, run_jobs
 from xqg.study.provenance import Recipe, claim, code_version, file_identity, key_of
-from xqg.study.workspace import Workspace
+from xqg.study.workspace import PassageRows, Workspace
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,7 +150,7 @@ class ShardJob:
             torch.set_num_threads(c.job_cpus)
         generate_collection(
             load_trained_generator(self.ws, c.generator_kind, self.variant, c.device),
-            list(self.ws.passages(self.collection).values()),
+            PassageRows(self.collection),  # this shard's rows are read, not the collection
             c.generator_languages,
             self.n,
             path,
