@@ -165,6 +165,32 @@ def test_squad_es_joins_to_english_squad_paragraphs(raw_data):
     assert all(q.language == "es" and q.gold_passage in en.passages for q in es.queries)
 
 
+def test_squad_es_pairs_train_the_generator_without_leaking(raw_data, tmp_path):
+    """`generator_data: [squad-es]` (issue 12's lever): SQuAD-es's Spanish questions on English
+    paragraphs join the generator's triples, minus XQuAD's own questions (already there in every
+    language) and the articles of the evaluation and ceiling collections."""
+    from xqg.data.xquad import load_xquad
+    from xqg.study.steps import data
+    from xqg.study.workspace import Workspace
+
+    xquad_ids = {q.id for q in load_xquad(["es"], root=raw_data).queries}  # "{qid}-es", as SQuAD-es's
+    (squad_es,) = data.extra_questions(["squad-es"], [], set(xquad_ids))
+    assert len(squad_es.queries) == 6583 - 732 and not {q.id for q in squad_es.queries} & xquad_ids
+    assert {q.gold_passage for q in squad_es.queries} == set(squad_es.passages)
+
+    ws = Workspace("smoke", tmp_path / "w", tmp_path / "r", tmp_path / "f")
+    base = {"generator_languages": ["de", "es"]}
+    data.run(ws, data.Config.load("smoke", base))
+    before = ws.triples()
+    data.run(ws, data.Config.load("smoke", {**base, "generator_data": ["squad-es"]}))
+    after = ws.triples()
+    added = after[len(before) :]
+    assert after[: len(before)] == before and added and {t.language for t in added} == {"es"}
+    assert len({t.passage_id for t in added}) <= 30  # max_passages caps every source in smoke
+    held = list(ws.passages().values()) + list(ws.passages(ws.ceiling_collection).values())
+    assert shared_articles([Passage("", t.title, "") for t in added], held) == set()
+
+
 def test_mini_splits_are_leakage_free_by_article(smoke_run):
     """Every split the smoke run prepared from real data: the ceiling collection shares no article
     with the generator's training data or the evaluation collection, and the reader's training

@@ -96,6 +96,31 @@ def test_a_changed_parameter_rebuilds_exactly_what_it_affects(smoke_run, tmp_pat
     assert not ws.reads.exists()  # the old reader's answers went with it
 
 
+def test_a_staged_full_generator_starts_from_the_seen_only_one(smoke_run, tmp_path):
+    """`generator_staged` (smoke and mini): the full generator is the seen-only one trained on;
+    its recipe names the seen-only generator as an input, so retraining that rebuilds it."""
+    from safetensors.torch import load_file
+
+    from xqg.study.provenance import params_of
+    from xqg.study.steps import train_generator
+
+    ws = copy_workspace(smoke_run, tmp_path)
+    trained_full = digest(ws.generator_checkpoint() / "model.safetensors")
+    config = train_generator.Config.load("smoke")
+    assert config.generator_staged and params_of(ws.generator_dir(), "02")["generator_staged"]
+    record = json.loads(recipe_file(ws.generator_dir()).read_text())
+    assert record["inputs"]["start"] == key_of(ws.generator_dir("seen-only"), "02")
+    # with no steps of its own the full generator is the seen-only one, weight for weight
+    zero = train_generator.Config.load("smoke", {"generator_steps": 0})
+    train_generator.train_generator(ws, zero, "full", None, start_from="seen-only")
+    full, seen = (ws.generator_checkpoint(v) / "model.safetensors" for v in ("full", "seen-only"))
+    assert digest(full) != trained_full  # the smoke run's full generator trained on from there
+    a, b = load_file(full), load_file(seen)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="generator_staged needs a seen-only generator"):
+        train_generator.run(ws, train_generator.Config.load("smoke", {"unseen_languages": []}))
+
+
 # --- 2. a killed step 02 resumes to the same result ---------------------------------------------
 class _Killed(Exception):
     pass
@@ -446,3 +471,31 @@ def test_make_checks_every_steps_parameters_before_the_first_step(tmp_path):
     assert problems == [f"{common}: 'n_queries' = 'two': Input should be a valid integer (expected int >= 1)"]
     rule = Path("Makefile").read_text()
     assert "| $(VENV) params-ok" in rule and "check-params $(PROFILE)" in rule
+
+
+def test_generator_curve_trains_its_own_copy_and_resumes(smoke_run, tmp_path):
+    """The quality-against-steps benchmark (issue 12) trains step 02's e5-decoder in a folder of
+    its own: one row per evaluation, the study's generator untouched, a rerun resumes."""
+    from xqg.benchmarks.generator_curve import curve
+
+    ws = copy_workspace(smoke_run, tmp_path)
+    study_generator = digest(ws.generator_checkpoint() / "model.safetensors")
+    e5 = {"generator_kind": "e5-decoder", "generator_model": "tiny-xlm-roberta", "decoder_layers": 1}
+    rows = curve("smoke", 4, 2, tmp_path / "curve", e5, ws)
+    assert rows["step"].tolist() == [2, 4] and rows["seconds"].is_monotonic_increasing
+    assert (rows["triples"] == len(ws.triples())).all()
+    assert (rows["heldout_passages"] == len(ws.passages(ws.generator_heldout))).all()
+    languages = sorted({t.language for t in ws.triples()})
+    assert rows["mean"].tolist() == pytest.approx(rows[languages].mean(axis=1).tolist())
+    assert digest(ws.generator_checkpoint() / "model.safetensors") == study_generator
+    again = curve("smoke", 4, 2, tmp_path / "curve", e5, ws)  # finished: the history, no new clock
+    assert again[languages].equals(rows[languages]) and again["seconds"].isna().all()
+    with pytest.raises(ValueError, match="not an e5-decoder"):
+        curve("smoke", 4, 2, tmp_path / "other", {}, ws)
+    # step 01 parameters prepare the benchmark's own data: SQuAD-es's pairs join the triples
+    es = {"generator_data": ["squad-es"], "generator_languages": ["de", "es", "zh"]}
+    more = curve("smoke", 2, 2, tmp_path / "more", {**e5, **es}, ws)
+    prepared = Workspace("smoke", tmp_path / "more" / "work")
+    assert more["triples"].tolist() == [len(prepared.triples())]
+    assert len(prepared.triples()) > len(ws.triples())
+    assert ws.generator_train.read_bytes() != prepared.generator_train.read_bytes()

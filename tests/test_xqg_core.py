@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from xqg.data.schema import Passage
 from xqg.generation.e5_generator import E5QuestionGenerator, build_generator
@@ -175,6 +176,29 @@ def test_e5_style_generator_trains_and_samples_the_language_token(small_texts, m
     assert len(out) == 2 and all(len(x) == 2 for x in out)
     assert out == again.generate(held[:2], "zh", 2, max_new_tokens=6, seed=3)
     assert gen.target_ids("zh", "北京")[0] == 3 + gen.languages.index("zh")  # language start token
+    # a stage: a fresh generator of the same vocabulary takes the trained decoder (step 02's staging)
+    fresh = build_generator("tiny", ["de", "zh"], texts, n_layers=1, encoder=enc)
+    assert not torch.equal(fresh.layers[0].fi.weight, again.layers[0].fi.weight)
+    fresh.load_decoder(tmp_path / "e5g" / "last")
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), again.state_dict().values()))
+    # dropout (decoder_dropout): active while training only, and saved with the generator
+    noisy = build_generator("tiny", ["de", "zh"], texts, n_layers=1, encoder=enc, dropout=0.5)
+    states, mask, copy = noisy.encode_passages(held[:2]) + (noisy.copy_mask(held[:2]),)
+    tgt = torch.nn.utils.rnn.pad_sequence(
+        [torch.tensor(gen.target_ids("zh", "北京")), torch.tensor(gen.target_ids("de", "Wer war das?"))],
+        batch_first=True,
+    )
+    noisy.train()
+    assert noisy.loss(states, mask, copy, tgt) != noisy.loss(states, mask, copy, tgt)
+    noisy.eval()
+    assert noisy.loss(states, mask, copy, tgt) == noisy.loss(states, mask, copy, tgt)
+    plain = build_generator("tiny", ["de", "zh"], texts, n_layers=1, encoder=enc).eval()
+    assert noisy.loss(states, mask, copy, tgt) == plain.loss(states, mask, copy, tgt)  # untrained twins
+    noisy.save(tmp_path / "noisy")
+    assert E5QuestionGenerator.load(tmp_path / "noisy", encoder=enc).config.dropout == 0.5
+    other = build_generator("tiny", ["de"], texts, n_layers=1, encoder=enc)
+    with pytest.raises(ValueError, match=r"xqg_generator.json: languages differ"):
+        other.load_decoder(tmp_path / "e5g" / "last")
 
 
 class _Killed(Exception):

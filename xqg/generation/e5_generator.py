@@ -48,14 +48,16 @@ class GeneratorConfig:
     max_passage_len: int = 128
     max_question_len: int = 40
     copy_gate: bool = True
+    dropout: float = 0.0  # on embeddings and each sub-layer's output while training (BERT's places)
 
 
 class DecoderLayer(nn.Module):
     """Post-LN transformer decoder layer with BERT's parameter layout (self, cross, FFN)."""
 
-    def __init__(self, hidden: int, heads: int, ff: int, eps: float):
+    def __init__(self, hidden: int, heads: int, ff: int, eps: float, dropout: float = 0.0):
         super().__init__()
         self.heads = heads
+        self.drop = nn.Dropout(dropout)
         self.q, self.k, self.v, self.o = (nn.Linear(hidden, hidden) for _ in range(4))
         self.cq, self.ck, self.cv, self.co = (nn.Linear(hidden, hidden) for _ in range(4))
         self.ln1, self.ln2, self.ln3 = (nn.LayerNorm(hidden, eps=eps) for _ in range(3))
@@ -80,15 +82,15 @@ class DecoderLayer(nn.Module):
         if cache is not None:
             k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
         att = F.scaled_dot_product_attention(q, k, v, is_causal=cache is None and x.shape[1] > 1)
-        x = self.ln1(x + self.o(self._merge(att)))
+        x = self.ln1(x + self.drop(self.o(self._merge(att))))
         cq = self._split(self.cq(x))
         if x.shape[1] == 1:  # one decoding position: a plain product beats the fused kernel on CPU
             w = (cq @ mem_kv[0].transpose(-1, -2)) * cq.shape[-1] ** -0.5 + mem_bias
             c = w.softmax(-1) @ mem_kv[1]
         else:
             c = F.scaled_dot_product_attention(cq, *mem_kv, attn_mask=mem_bias)
-        x = self.ln2(x + self.co(self._merge(c)))
-        x = self.ln3(x + self.fo(F.gelu(self.fi(x))))
+        x = self.ln2(x + self.drop(self.co(self._merge(c))))
+        x = self.ln3(x + self.drop(self.fo(F.gelu(self.fi(x)))))
         return x, (k, v)
 
     def warm_start(self, bert_layer: nn.Module) -> None:
@@ -140,8 +142,11 @@ class E5QuestionGenerator(nn.Module):
         self.embed = nn.Embedding(self.vocab_size, c.hidden_size)
         self.pos = nn.Embedding(config.max_question_len + 2, c.hidden_size)
         self.emb_ln = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.emb_drop = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(
-            DecoderLayer(c.hidden_size, c.num_attention_heads, c.intermediate_size, c.layer_norm_eps)
+            DecoderLayer(
+                c.hidden_size, c.num_attention_heads, c.intermediate_size, c.layer_norm_eps, config.dropout
+            )
             for _ in range(config.n_layers)
         )
         self.out_bias = nn.Parameter(torch.zeros(self.vocab_size))
@@ -203,7 +208,7 @@ class E5QuestionGenerator(nn.Module):
     def logits(self, tokens, states, mem_mask, copy_mask, start: int = 0, caches=None):
         """Logits for `tokens` at positions start..; `caches` as returned before (or None)."""
         pos = torch.arange(start, start + tokens.shape[1], device=tokens.device)
-        x = self.emb_ln(self.embed(tokens) + self.pos(pos)[None])
+        x = self.emb_drop(self.emb_ln(self.embed(tokens) + self.pos(pos)[None]))
         bias = self._bias(mem_mask)
         new = []
         for i, layer in enumerate(self.layers):
@@ -323,8 +328,19 @@ class E5QuestionGenerator(nn.Module):
         config = GeneratorConfig(**json.loads((path / CONFIG_FILE).read_text()))
         encoder = encoder or Encoder.from_pretrained(config.encoder_path)
         model = cls(encoder, config, warm_start=False)
-        model.load_state_dict(torch.load(path / WEIGHTS_FILE), strict=False)
+        model.load_decoder(path)
         return model
+
+    def load_decoder(self, path: str | Path) -> None:
+        """Take the decoder weights of a saved generator with this one's vocabulary and layers."""
+        path = Path(path)
+        saved = GeneratorConfig(**json.loads((path / CONFIG_FILE).read_text()))
+        mine = asdict(self.config)
+        differ = [k for k, v in asdict(saved).items() if k != "encoder_path" and mine[k] != v]
+        if differ:
+            raise ValueError(f"{path / CONFIG_FILE}: {', '.join(differ)} differ from this generator's")
+        weights = torch.load(path / WEIGHTS_FILE, map_location=self.out_bias.device)
+        self.load_state_dict(weights, strict=False)
 
 
 def kept_pieces(tokenizer, texts: Sequence[str]) -> list[int]:
@@ -345,6 +361,7 @@ def build_generator(
     copy_gate: bool = True,
     encoder: Encoder | None = None,
     seed: int = 0,
+    dropout: float = 0.0,
 ) -> E5QuestionGenerator:
     """A fresh warm-started generator whose vocabulary covers `vocabulary_texts`."""
     torch.manual_seed(seed)
@@ -355,6 +372,7 @@ def build_generator(
         kept_pieces(encoder.tokenizer, vocabulary_texts),
         n_layers=n_layers,
         copy_gate=copy_gate,
+        dropout=dropout,
     )
     return E5QuestionGenerator(encoder, config)
 

@@ -10,7 +10,7 @@ questions about the wrong passage.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -122,10 +122,13 @@ def train_e5_generator(
     heldout: Sequence[Passage],
     collection: Sequence[Passage],
     args: GeneratorTrainingArgs,
+    on_evaluation: Callable[[int], None] | None = None,
 ) -> list[dict]:
     """Train, evaluate round-trip recall on `heldout` (retrieving from `collection`), keep the best.
 
     Resumes from ``output_dir/last``. Returns the evaluation history (one dict per evaluation).
+    `on_evaluation(step)` is called after each evaluation (a benchmark's clock; nothing it
+    measures enters the saved history, which stays byte-identical across machines).
     """
     if not train:
         raise ValueError("no generator training triples")
@@ -194,6 +197,8 @@ def train_e5_generator(
                 f"step {step}: loss {history[-1]['loss']:.3f} round-trip R@10 {rt['mean']:.1f} "
                 + " ".join(f"{lang} {rt[lang]:.0f}" for lang in languages)
             )
+            if on_evaluation is not None:
+                on_evaluation(step)
             if rt["mean"] > best:
                 best = rt["mean"]
                 _save(model, out / "best")

@@ -31,7 +31,7 @@ from xqg.data.xquad import load_xquad
 from xqg.generation.prompts import check_languages, triples
 from xqg.io import write_json, write_jsonl
 from xqg.paths import data_dir
-from xqg.study.config import Amount, Count, ReaderData, Share, StepConfig, arg
+from xqg.study.config import Amount, Count, GeneratorData, ReaderData, Share, StepConfig, arg
 from xqg.study.provenance import Recipe, claim, code_version, file_identity
 from xqg.study.workspace import Workspace, save_passages, save_queries, save_triples
 
@@ -69,6 +69,11 @@ class Config(StepConfig):
         "extra reader training data beyond the training benchmark: squad (SQuAD v1.1 dev, English), "
         "squad-es (its Spanish questions on the English paragraphs); articles shared with the "
         "evaluation collection are dropped",
+        default_factory=list,
+    )
+    generator_data: list[GeneratorData] = arg(
+        "extra generator training pairs: squad-es (SQuAD-es dev's Spanish questions on SQuAD's English "
+        "paragraphs), without the articles of the evaluation and ceiling collections",
         default_factory=list,
     )
     collection_file: str = arg(
@@ -152,19 +157,30 @@ def reader_training(
     `extra` (SQuAD dev, SQuAD-es dev) without the articles of `held_out` collections and without
     questions the training benchmark already holds (XQuAD's English questions are SQuAD's)."""
     passages, queries = dict(training.passages), list(train_queries)
-    if extra:
-        squad = load_squad_dev()
-        sources = {"squad": squad, "squad-es": load_squad_es_dev(squad)}
-        have = {q.id for q in queries}
-        for name in extra:
-            bench = sources[name]
-            for other in held_out:
-                bench = drop_shared_articles(bench, other)
-            new = [q for q in bench.queries if q.id not in have]
-            have.update(q.id for q in new)
-            queries += new
-            passages.update({q.gold_passage: bench.passages[q.gold_passage] for q in new})
+    for bench in extra_questions(extra, held_out, {q.id for q in queries}):
+        queries += bench.queries
+        passages.update(bench.passages)
     return passages, queries
+
+
+def extra_questions(extra: Sequence[str], held_out: Sequence[Benchmark], have: set[str]) -> list[Benchmark]:
+    """Each of `extra` (SQuAD dev, SQuAD-es dev) without the articles of `held_out` collections
+    and without the question ids in `have` (XQuAD's English questions are SQuAD's), holding only
+    the passages its remaining questions ask about; `have` grows with what is returned."""
+    if not extra:
+        return []
+    squad = load_squad_dev()
+    sources = {"squad": squad, "squad-es": load_squad_es_dev(squad)}
+    out = []
+    for name in extra:
+        bench = sources[name]
+        for other in held_out:
+            bench = drop_shared_articles(bench, other)
+        new = [q for q in bench.queries if q.id not in have]
+        have.update(q.id for q in new)
+        kept = {q.gold_passage: bench.passages[q.gold_passage] for q in new}
+        out.append(Benchmark(bench.name, bench.split, kept, new))
+    return out
 
 
 def write_ceiling(ws: Workspace, config: Config, ceiling: Benchmark) -> dict:
@@ -211,6 +227,7 @@ def run(workspace: Workspace, config: Config) -> dict:
             f"questions other than the evaluated one (mini: xquad), not {c.train_benchmark!r}"
         )
     summary_ceiling: dict = {}
+    ceiling: Benchmark | None = None  # XQuAD articles no model trains on (mini's human-question ceiling)
     groups: dict = {}  # Tevatron's positives and negatives per training query (XOR-TyDi only)
     if c.eval_benchmark == "xor-tydi":
         evaluation, training, groups = _xor_benchmarks(eval_languages, c.collection_file, c.train_file)
@@ -236,6 +253,10 @@ def run(workspace: Workspace, config: Config) -> dict:
         training = _limit_passages(training, max_passages, seed)
 
     gen_triples = triples(training, generator_languages)
+    held_out = [evaluation, *([ceiling] if ceiling is not None else [])]
+    have = {q.id for q in training.queries}
+    for bench in extra_questions(c.generator_data, held_out, have):
+        gen_triples += triples(_limit_passages(bench, max_passages, seed), generator_languages)
     dev_triples = []
     if c.generator_file or c.generator_dev_file:  # DSI-QG's pairs: XOR's gold paragraphs
         if c.eval_benchmark != "xor-tydi" or not c.generator_file:

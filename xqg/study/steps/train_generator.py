@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from xqg.generation.e5_generator import build_generator, param_count
+from xqg.data.schema import Passage
+from xqg.generation.e5_generator import E5QuestionGenerator, build_generator, param_count
+from xqg.generation.prompts import Triple
 from xqg.generation.seq2seq import Seq2SeqGenerator, Seq2SeqTrainingArgs, fine_tune
 from xqg.generation.train_e5 import GeneratorTrainingArgs, train_e5_generator
 from xqg.models.device import resolve_device
 from xqg.study.checks import check_before_work
-from xqg.study.config import Amount, Count, Dtype, GeneratorKind, Precision, Rate, StepConfig, arg
+from xqg.study.config import Amount, Count, Dtype, GeneratorKind, Precision, Rate, Share, StepConfig, arg
 from xqg.study.generators import check_kind, generator_variants
 from xqg.study.named_models import encoder_path, generator_path
 from xqg.study.provenance import Recipe, claim, code_version, key_of
@@ -44,7 +46,15 @@ class Config(StepConfig):
     )
     decoder_layers: Count = arg("e5-decoder: decoder layers, copied from e5's top layers", default=2)
     copy_gate: bool = arg("e5-decoder: learned bonus for the passage's own pieces", default=True)
+    decoder_dropout: Share = arg(
+        "e5-decoder: dropout on the decoder's embeddings and sub-layer outputs while training", default=0.0
+    )
     unseen_languages: list[str] = arg("RQ1: languages a second (seen-only) generator never trains on")
+    generator_staged: bool = arg(
+        "the full generator starts from the seen-only one step 02 selected (RQ1's generator as the "
+        "first stage of the full one) instead of from the pretrained weights",
+        default=False,
+    )
 
 
 def run(workspace: Workspace, config: Config) -> dict[str, dict]:
@@ -52,20 +62,35 @@ def run(workspace: Workspace, config: Config) -> dict[str, dict]:
     check_before_work(workspace, config)
     check_kind(config.generator_kind)
     languages = sorted({t.language for t in workspace.triples()})
+    variants = generator_variants(languages, config.unseen_languages)
+    staged = config.generator_staged and "seen-only" in variants
+    if config.generator_staged and not staged:
+        raise ValueError("generator_staged needs a seen-only generator: set unseen_languages")
     out = {}
-    for variant, langs in generator_variants(languages, config.unseen_languages).items():
+    order = sorted(variants, key=lambda v: v == "full") if staged else list(variants)  # a stage first
+    for variant in order:
         if variant != "full" and config.generator_kind == "seq2seq" and config.generator_steps == 0:
             raise ValueError("a seen-only generator needs training: set generator_steps > 0")
-        out[variant] = train_generator(workspace, config, variant, langs)
+        start = "seen-only" if staged and variant == "full" else None
+        out[variant] = train_generator(workspace, config, variant, variants[variant], start)
     return out
 
 
 def train_generator(
-    ws: Workspace, config: Config, variant: str = "full", train_languages: Sequence[str] | None = None
+    ws: Workspace,
+    config: Config,
+    variant: str = "full",
+    train_languages: Sequence[str] | None = None,
+    start_from: str | None = None,
 ) -> dict:
-    """Build or load one generator and train it on the triples of `train_languages` (all when None)."""
+    """Build or load one generator and train it on the triples of `train_languages` (all when None).
+
+    With `start_from` (a variant step 02 trained before), training starts from that variant's
+    selected weights, with a fresh optimiser and schedule."""
     out = ws.generator_dir(variant)
     inputs = {"data": key_of(ws.data, "01_data")}
+    if start_from is not None:
+        inputs["start"] = key_of(ws.generator_dir(start_from), "02_train_generator")
     languages = {"variant": variant, "train_languages": train_languages}
     claim(out, Recipe(code_version(__name__), {**config.params(), **languages}, inputs))
     every = ws.triples()
@@ -79,27 +104,20 @@ def train_generator(
         "seed": config.seed,
     }
     if config.generator_kind == "e5-decoder":
-        heldout = list(ws.passages(ws.generator_heldout).values())
-        collection = list(ws.passages().values())
-        # vocabulary and start tokens from every language: the same model as the full variant
-        vocab_texts = (
-            [t.question for t in every]
-            + [f"{p.title} {p.text}" for p in collection]
-            + [f"{t.title} {t.passage}" for t in every]
-        )
-        gen = build_generator(
-            encoder_path(config.generator_model, ws),
-            sorted({t.language for t in every}),
-            vocab_texts,
-            n_layers=config.decoder_layers,
-            copy_gate=config.copy_gate,
-            seed=config.seed,
-        ).to(resolve_device(config.device))
+        gen, heldout, collection = e5_generator_setup(ws, config, every)
+        if start_from is not None:
+            gen.load_decoder(ws.generator_checkpoint(start_from))
         history = train_e5_generator(
             gen, train, heldout, collection, GeneratorTrainingArgs(**schedule, dtype=config.generator_dtype)
         )
-        return {"history": history, "parameters": param_count(gen), "vocabulary": gen.vocab_size}
-    gen = Seq2SeqGenerator.from_pretrained(generator_path(config.generator_model, ws))
+        return {
+            "history": history,
+            "parameters": param_count(gen),
+            "vocabulary": gen.vocab_size,
+            "started_from": start_from,
+        }
+    pretrained = generator_path(config.generator_model, ws)
+    gen = Seq2SeqGenerator.from_pretrained(ws.generator_checkpoint(start_from) if start_from else pretrained)
     gen.to(resolve_device(config.device))
     history = []
     if config.generator_steps > 0:
@@ -113,4 +131,31 @@ def train_generator(
         )
     else:  # a released checkpoint used as is (the paper profile's shortcut)
         gen.save(ws.generator_checkpoint(variant))
-    return {"history": history, "parameters": sum(p.numel() for p in gen.model.parameters())}
+    parameters = sum(p.numel() for p in gen.model.parameters())
+    return {"history": history, "parameters": parameters, "started_from": start_from}
+
+
+def e5_generator_setup(
+    ws: Workspace, config: Config, every: Sequence[Triple]
+) -> tuple[E5QuestionGenerator, list[Passage], list[Passage]]:
+    """A fresh e5-decoder generator, its held-out passages and the collection they are retrieved from.
+
+    The vocabulary and start tokens come from every language's triples (`every`), so that each
+    variant is the same model before training."""
+    heldout = list(ws.passages(ws.generator_heldout).values())
+    collection = list(ws.passages().values())
+    vocab_texts = (
+        [t.question for t in every]
+        + [f"{p.title} {p.text}" for p in collection]
+        + [f"{t.title} {t.passage}" for t in every]
+    )
+    gen = build_generator(
+        encoder_path(config.generator_model, ws),
+        sorted({t.language for t in every}),
+        vocab_texts,
+        n_layers=config.decoder_layers,
+        copy_gate=config.copy_gate,
+        seed=config.seed,
+        dropout=config.decoder_dropout,
+    ).to(resolve_device(config.device))
+    return gen, heldout, collection
