@@ -490,6 +490,8 @@ def test_generator_curve_trains_its_own_copy_and_resumes(smoke_run, tmp_path):
     assert digest(ws.generator_checkpoint() / "model.safetensors") == study_generator
     again = curve("smoke", 4, 2, tmp_path / "curve", e5, ws)  # finished: the history, no new clock
     assert again[languages].equals(rows[languages]) and again["seconds"].isna().all()
+    other = curve("smoke", 2, 2, tmp_path / "curve", {**e5, "decoder_dropout": 0.1}, ws)  # starts over
+    assert other["step"].tolist() == [2] and other["seconds"].notna().all()
     with pytest.raises(ValueError, match="not an e5-decoder"):
         curve("smoke", 4, 2, tmp_path / "other", {}, ws)
     # step 01 parameters prepare the benchmark's own data: SQuAD-es's pairs join the triples

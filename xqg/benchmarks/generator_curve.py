@@ -10,7 +10,8 @@ passages every ``--eval-every`` steps. Reads step 01's prepared data (``make 01_
 of the profile); a step 01 parameter in ``--set`` (``generator_data=[squad-es]``) prepares data of
 its own under ``--out`` instead. Writes ``curve.csv`` (step, loss, Recall@10 per language and macro,
 ``seconds``: wall time from the first step, evaluations included) and ``curve.md``. Rerun with
-the same arguments, it resumes from the last evaluation.
+the same arguments (``--steps`` may grow), it resumes from the last evaluation; with other
+settings or data it starts over.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import yaml
 
 from xqg.generation.train_e5 import GeneratorTrainingArgs, train_e5_generator
 from xqg.io import write_csv
+from xqg.study.provenance import Recipe, claim, code_version, key_of
 from xqg.study.steps import data, train_generator
 from xqg.study.workspace import Workspace
 
@@ -53,6 +55,10 @@ def curve(
         raise ValueError(f"profile {profile!r} trains a {config.generator_kind} generator, not an e5-decoder")
     if not ws.generator_train.exists():
         raise FileNotFoundError(f"{ws.generator_train}: run step 01 of profile {profile!r} first")
+    # a rerun trains on only what was trained with these settings and data; anything else restarts
+    settings = {**config.params(), "eval_every": eval_every}
+    inputs = {"data": key_of(ws.data, "01_data")}
+    claim(out / "generator", Recipe(code_version(train_generator.__name__), settings, inputs))
     every = ws.triples()
     gen, heldout, collection = train_generator.e5_generator_setup(ws, config, every)
     args = GeneratorTrainingArgs(
