@@ -501,3 +501,24 @@ def test_generator_curve_trains_its_own_copy_and_resumes(smoke_run, tmp_path):
     assert more["triples"].tolist() == [len(prepared.triples())]
     assert len(prepared.triples()) > len(ws.triples())
     assert ws.generator_train.read_bytes() != prepared.generator_train.read_bytes()
+    # the checkpoint's questions on passages no triple names, next to the humans' on the same passages
+    from xqg.benchmarks.generator_quality import quality
+
+    best = tmp_path / "curve" / "generator" / "best"
+    table = quality([best], "smoke", 4, ws=ws)
+    trained = {t.passage_id for t in ws.triples()}
+    pool = [pid for pid in ws.passages() if pid not in trained][:4]
+    mine = table[table["source"] == str(best)].set_index("language")
+    assert (
+        mine.index.tolist() == [*languages, "macro"] and (mine.loc[languages, "questions"] == len(pool)).all()
+    )
+    for col in ["Recall@10", "Recall@10 in language", "in language %"]:  # shares of the pool's questions
+        hits = mine.loc[languages, col] * len(pool) / 100
+        assert (hits - hits.round()).abs().max() < 1e-9
+    assert (mine["Recall@10 in language"] <= mine["Recall@10"]).all()
+    assert mine.loc["macro", "Recall@10"] == pytest.approx(mine.loc[languages, "Recall@10"].mean())
+    human = table[table["source"] == "human"].set_index("language")
+    asked = [q for name in ("tuning", "eval") for q in ws.queries(name) if q.gold_passage in set(pool)]
+    assert human.loc[languages, "questions"].tolist() == [
+        min(4, sum(q.language == lang for q in asked)) for lang in languages
+    ]

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from xqg.data.schema import Passage
-from xqg.generation.e5_generator import E5QuestionGenerator, build_generator
+from xqg.generation.e5_generator import PAD, E5QuestionGenerator, build_generator
 from xqg.generation.prompts import Triple, prompt, triples
-from xqg.generation.quality import in_language, report, script_share
+from xqg.generation.quality import in_language, passage_word_share, report, script_share
 from xqg.generation.run import generate_collection, load_generated
 from xqg.generation.seq2seq import Seq2SeqGenerator, Seq2SeqTrainingArgs, fine_tune
 from xqg.generation.train_e5 import GeneratorTrainingArgs, train_e5_generator
@@ -142,35 +142,43 @@ def test_mt5_smoke_path_trains_and_generates(mt5, mlqa, tmp_path):
     assert out == mt5.generate([passage], "de", 3, max_new_tokens=8, seed=1)  # seeded
 
 
-def test_e5_style_generator_trains_and_samples_the_language_token(small_texts, mlqa, tmp_path):
+def _tiny_e5_world(small_texts, mlqa) -> tuple:
+    """A tiny encoder, 24 real MLQA triples, the texts of their vocabulary and 4 held-out passages."""
     enc = tiny_encoder(small_texts, "bert", seed=0)
     tr = triples(mlqa, ["de", "zh"])[:24]
     texts = [t.question for t in tr] + [f"{t.title} {t.passage}" for t in tr]
-    gen = build_generator("tiny", ["de", "zh"], texts, n_layers=1, encoder=enc)
-    held = [Passage(t.passage_id, t.title, t.passage) for t in tr[:4]]
-    hist = train_e5_generator(
-        gen,
-        tr,
-        held,
-        held,
-        GeneratorTrainingArgs(
-            output_dir=str(tmp_path / "e5g"),
-            steps=4,
-            batch_size=8,
-            eval_every=2,
-            learning_rate=1e-3,
-            warmup_steps=1,
-            max_new_tokens=6,
-        ),
+    return enc, tr, texts, [Passage(t.passage_id, t.title, t.passage) for t in tr[:4]]
+
+
+def _four_steps(out, **extra) -> GeneratorTrainingArgs:
+    """Four steps with an evaluation every two."""
+    return GeneratorTrainingArgs(
+        output_dir=str(out),
+        steps=4,
+        batch_size=8,
+        eval_every=2,
+        learning_rate=1e-3,
+        warmup_steps=1,
+        max_new_tokens=6,
+        **extra,
     )
+
+
+def test_e5_style_generator_trains_and_samples_the_language_token(small_texts, mlqa, tmp_path):
+    enc, tr, texts, held = _tiny_e5_world(small_texts, mlqa)
+    gen = build_generator("tiny", ["de", "zh"], texts, n_layers=1, encoder=enc)
+    hist = train_e5_generator(gen, tr, held, held, _four_steps(tmp_path / "e5g"))
     assert [h["step"] for h in hist] == [2, 4]
     # round-trip Recall@10 per language is a share of the held-out passages; the mean is over languages
     languages = sorted({t.language for t in tr})
-    assert set(hist[-1]) == {"step", "loss", "mean", *languages}
-    for lang in languages:
-        hits = hist[-1][lang] * len(held) / 100
+    shares = [f"{lang} in language" for lang in languages]
+    assert set(hist[-1]) == {"step", "loss", "mean", *languages, *shares, "in language", "mean in language"}
+    for key in [*languages, *shares, "mean in language"]:
+        hits = hist[-1][key] * len(held) / 100
         assert hits == pytest.approx(round(hits)) and 0 <= round(hits) <= len(held)
     assert hist[-1]["mean"] == pytest.approx(np.mean([hist[-1][lang] for lang in languages]))
+    assert hist[-1]["in language"] == pytest.approx(np.mean([hist[-1][key] for key in shares]))
+    assert hist[-1]["mean in language"] <= hist[-1]["mean"]  # hits in language are some of the hits
     again = E5QuestionGenerator.load(tmp_path / "e5g" / "last", encoder=enc)
     out = again.generate(held[:2], "zh", 2, max_new_tokens=6, seed=3)
     assert len(out) == 2 and all(len(x) == 2 for x in out)
@@ -199,6 +207,82 @@ def test_e5_style_generator_trains_and_samples_the_language_token(small_texts, m
     other = build_generator("tiny", ["de"], texts, n_layers=1, encoder=enc)
     with pytest.raises(ValueError, match=r"xqg_generator.json: languages differ"):
         other.load_decoder(tmp_path / "e5g" / "last")
+
+
+def test_e5_pointer_generator_copies_by_attention(small_texts, mlqa, tmp_path):
+    """copy_pointer: a proper distribution; with the switch on and a flat pointer, each passage
+    piece gets its share of the passage's positions; it trains, resumes, saves and samples."""
+    enc, tr, texts, held = _tiny_e5_world(small_texts, mlqa)
+    gen = build_generator("tiny", ["de", "zh"], texts, n_layers=1, encoder=enc, copy_pointer=True)
+    states, mask = gen.encode_passages(held[:2])
+    copy = gen.stack_copy(gen.copy_inputs(held[:2]))
+    assert copy.shape == mask.shape and torch.equal(copy == PAD, mask == 0)  # one id per encoder position
+    tgt = torch.tensor([gen.target_ids("zh", "北京")] * 2)
+    gen.eval()
+    scores, _ = gen.logits(tgt[:, :-1], states, mask, copy)
+    assert torch.allclose(scores.exp().sum(-1), torch.ones(scores.shape[:2]), atol=1e-5)
+    # the loss reads only the targets' probabilities: the same value as the full distribution's
+    full = torch.nn.functional.cross_entropy(scores.reshape(-1, gen.vocab_size), tgt[:, 1:].reshape(-1))
+    assert gen.loss(states, mask, copy, tgt).item() == pytest.approx(full.item(), rel=1e-5)
+    with torch.no_grad():  # switch fully on, every passage position scored alike
+        gen.copy.bias.fill_(50.0)
+        gen.ptr_q.weight.zero_()
+        gen.ptr_q.bias.zero_()
+    probs = gen.logits(tgt[:, :-1], states, mask, copy)[0].exp()
+    ids = copy[0][copy[0] >= 3 + len(gen.languages)].tolist()  # specials are never copied
+    for piece in set(ids):
+        assert probs[0, 0, piece].item() == pytest.approx(ids.count(piece) / len(ids), abs=1e-5)
+    assert probs[0, 0, [i for i in range(gen.vocab_size) if i not in set(ids)]].sum() < 1e-6
+    fresh = build_generator("tiny", ["de", "zh"], texts, n_layers=1, encoder=enc, copy_pointer=True)
+    batch = torch.nn.utils.rnn.pad_sequence(
+        [torch.tensor(fresh.target_ids(t.language, t.question)) for t in tr[:2]], batch_first=True
+    )
+    states, mask = fresh.encode_passages(held[:2])
+    copy = fresh.stack_copy(fresh.copy_inputs(held[:2]))
+    before = fresh.loss(states, mask, copy, batch).item()
+    hist = train_e5_generator(fresh, tr, held, held, _four_steps(tmp_path / "ptr"))
+    assert [h["step"] for h in hist] == [2, 4]
+    again = E5QuestionGenerator.load(tmp_path / "ptr" / "last", encoder=enc)
+    assert again.config.copy_pointer and torch.equal(again.ptr_k.weight, fresh.ptr_k.weight)
+    assert again.eval().loss(states, mask, copy, batch).item() < before  # it learns
+    out = again.generate(held[:2], "de", 2, max_new_tokens=6, seed=3)
+    assert out == again.generate(held[:2], "de", 2, max_new_tokens=6, seed=3) and len(out[0]) == 2
+    gate = build_generator("tiny", ["de", "zh"], texts, n_layers=1, encoder=enc)
+    with pytest.raises(ValueError, match=r"xqg_generator.json: copy_pointer differ"):
+        gate.load_decoder(tmp_path / "ptr" / "last")
+
+
+def test_e5_generator_selection_in_language_counts_only_questions_in_language(
+    small_texts, mlqa, tmp_path, monkeypatch
+):
+    """select "round-trip in language": with no question in its language no later checkpoint can
+    beat the first, so `best` holds the weights of the first evaluation."""
+    from xqg.generation import train_e5
+
+    monkeypatch.setattr(train_e5, "in_language", lambda text, language: False)
+    enc, tr, texts, held = _tiny_e5_world(small_texts, mlqa)
+    gen = build_generator("tiny", ["de", "zh"], texts, n_layers=1, encoder=enc)
+    at: dict[int, dict] = {}
+
+    def keep(step: int) -> None:
+        at[step] = {k: v.clone() for k, v in gen.state_dict().items() if not k.startswith("encoder.")}
+
+    args = _four_steps(tmp_path / "g", select="round-trip in language")
+    hist = train_e5_generator(gen, tr, held, held, args, on_evaluation=keep)
+    assert [h["mean in language"] for h in hist] == [0.0, 0.0] and hist[-1]["in language"] == 0.0
+    best = torch.load(tmp_path / "g" / "best" / "decoder.pt")
+    assert all(torch.equal(best[k], at[2][k]) for k in at[2])
+    assert not all(torch.equal(best[k], at[4][k]) for k in at[4])
+    with pytest.raises(ValueError, match="select 'newest'"):
+        train_e5_generator(gen, tr, held, held, GeneratorTrainingArgs(str(tmp_path / "h"), select="newest"))
+
+
+def test_passage_word_share_counts_long_words_found_in_the_passage():
+    passage = "Pappataci fever is prevalent in the subtropical zone"
+    assert passage_word_share("Wann wurde PAPPATACI entdeckt?", passage) == 0.25  # 1 of 4 long words
+    assert passage_word_share("Was ist die zone?", passage) == 1.0  # "zone" is its one long word
+    assert passage_word_share("Was ist die zone?", passage, min_letters=3) == 0.25  # 1 of 4
+    assert passage_word_share("是什么?", passage) == 0.0 and passage_word_share("", passage) == 0.0
 
 
 class _Killed(Exception):

@@ -23,8 +23,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from xqg.benchmarks import save_table
 from xqg.generation.train_e5 import GeneratorTrainingArgs, train_e5_generator
-from xqg.io import write_csv
 from xqg.study.provenance import Recipe, claim, code_version, key_of
 from xqg.study.steps import data, train_generator
 from xqg.study.workspace import Workspace
@@ -69,6 +69,7 @@ def curve(
         eval_every=eval_every,
         seed=config.seed,
         dtype=config.generator_dtype,
+        select=config.generator_select,
     )
     start, times = time.perf_counter(), {}
 
@@ -98,10 +99,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             ap.error(f"--set {item!r}: expected NAME=VALUE")
         overrides[name] = yaml.safe_load(value)
     rows = curve(args.profile, args.steps, args.eval_every, args.out, overrides)
-    write_csv(rows, args.out / "curve.csv")
-    table = rows.round(1).to_markdown(index=False)
-    (args.out / "curve.md").write_text(table + "\n")
-    print(table)
+    print(save_table(rows, args.out, "curve"))
     return rows
 
 

@@ -13,7 +13,11 @@ each for the CPU budget:
   passages (about 10% of the 250k), embeddings tied to the input and initialised from e5;
 - a copy gate: a learned scalar per decoding step added to the logits of the pieces of the
   passage being read, so the decoder can carry names and numbers over (a pointer mechanism
-  reduced to one gate; it is what ties the questions to the passage in front of it).
+  reduced to one gate; it is what ties the questions to the passage in front of it);
+- or, with ``copy_pointer``, a pointer-generator (See et al., 2017): a single-head attention over
+  the passage's positions chooses *which* piece to copy, and a learned switch mixes that copy
+  distribution with the vocabulary's, so a question can carry the passage's rare names over
+  (the gate raises every passage piece alike).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class GeneratorConfig:
     max_passage_len: int = 128
     max_question_len: int = 40
     copy_gate: bool = True
+    copy_pointer: bool = False  # a pointer-generator in place of the gate (the model emits log-probabilities)
     dropout: float = 0.0  # on embeddings and each sub-layer's output while training (BERT's places)
 
 
@@ -150,9 +155,12 @@ class E5QuestionGenerator(nn.Module):
             for _ in range(config.n_layers)
         )
         self.out_bias = nn.Parameter(torch.zeros(self.vocab_size))
-        self.copy = nn.Linear(c.hidden_size, 1)
+        self.copy = nn.Linear(c.hidden_size, 1)  # the gate's bonus, or the pointer's switch logit
         nn.init.zeros_(self.copy.weight)
         nn.init.zeros_(self.copy.bias)
+        if config.copy_pointer:  # one attention head over the passage positions: what to copy
+            self.ptr_q = nn.Linear(c.hidden_size, c.hidden_size)
+            self.ptr_k = nn.Linear(c.hidden_size, c.hidden_size)
         if warm_start:
             self._warm_start()
 
@@ -173,6 +181,9 @@ class E5QuestionGenerator(nn.Module):
             top = bert.encoder.layer[-len(self.layers) :]
             for mine, theirs in zip(self.layers, top):
                 mine.warm_start(theirs)
+            if self.config.copy_pointer:  # the pointer starts as the top layer's cross-attention
+                self.ptr_q.load_state_dict(self.layers[-1].cq.state_dict())
+                self.ptr_k.load_state_dict(self.layers[-1].ck.state_dict())
 
     # -- encoding --------------------------------------------------------------------------
     @torch.no_grad()
@@ -185,6 +196,23 @@ class E5QuestionGenerator(nn.Module):
         self.encoder.model.eval()
         states = self.encoder.model(**batch).last_hidden_state
         return states, batch["attention_mask"]
+
+    def copy_inputs(self, passages: Sequence[Passage]) -> list[torch.Tensor]:
+        """What the copy mechanism reads of each passage: the pointer's reduced ids of the encoder's
+        positions ([L], aligned with `encode_passages`' states), else the gate's mask ([V'])."""
+        if not self.config.copy_pointer:
+            return list(self.copy_mask(passages))
+        batch = self.encoder.tokenize(
+            [f"{p.title} {p.text}" for p in passages], "passage", self.config.max_passage_len
+        )
+        ids = self.reduced_of_full[batch["input_ids"].to(self.out_bias.device)]
+        return [row[: int(n)] for row, n in zip(ids, batch["attention_mask"].sum(1))]
+
+    def stack_copy(self, items: Sequence[torch.Tensor]) -> torch.Tensor:
+        """One batch of `copy_inputs` rows: ids padded with PAD ([B, L]), or masks stacked ([B, V'])."""
+        if self.config.copy_pointer:
+            return torch.nn.utils.rnn.pad_sequence(list(items), batch_first=True, padding_value=PAD)
+        return torch.stack(list(items))
 
     def copy_mask(self, passages: Sequence[Passage]) -> torch.Tensor:
         """[B, V'] 1.0 where a reduced-vocabulary piece occurs in the passage."""
@@ -205,8 +233,27 @@ class E5QuestionGenerator(nn.Module):
         zeros = torch.zeros(mem_mask.shape, dtype=torch.float32, device=mem_mask.device)
         return zeros.masked_fill(mem_mask == 0, float("-inf"))[:, None, None, :]
 
-    def logits(self, tokens, states, mem_mask, copy_mask, start: int = 0, caches=None):
-        """Logits for `tokens` at positions start..; `caches` as returned before (or None)."""
+    def logits(self, tokens, states, mem_mask, copy, start: int = 0, caches=None):
+        """Scores for `tokens` at positions start..; `caches` as returned before (or None).
+
+        `copy` is a `stack_copy` batch. Scores are logits, or with the pointer log-probabilities
+        (either way a softmax gives the next piece's distribution)."""
+        x, new = self._decode(tokens, states, mem_mask, start, caches)
+        out = x @ self.embed.weight.T + self.out_bias
+        if self.config.copy_pointer:
+            keys = caches[-1][1] if caches is not None else self.ptr_k(states)
+            new.append((None, keys))
+            switch, att = self._pointer(x, keys, copy)
+            copied = torch.zeros(out.shape, dtype=torch.float32, device=out.device)
+            copied.scatter_add_(2, copy[:, None, :].expand(-1, out.shape[1], -1), att)
+            mixed = (1 - switch) * out.float().softmax(-1) + switch * copied
+            return mixed.clamp_min(1e-12).log(), new
+        if self.config.copy_gate:
+            out = out + self.copy(x) * copy[:, None, :]
+        return out, new
+
+    def _decode(self, tokens, states, mem_mask, start: int, caches):
+        """The decoder's top states for `tokens` and the new caches."""
         pos = torch.arange(start, start + tokens.shape[1], device=tokens.device)
         x = self.emb_drop(self.emb_ln(self.embed(tokens) + self.pos(pos)[None]))
         bias = self._bias(mem_mask)
@@ -215,14 +262,29 @@ class E5QuestionGenerator(nn.Module):
             mem_kv = caches[i][1] if caches is not None else layer.memory(states)
             x, kv = layer(x, mem_kv, bias, caches[i][0] if caches is not None else None)
             new.append((kv, mem_kv))
-        out = x @ self.embed.weight.T + self.out_bias
-        if self.config.copy_gate:
-            out = out + self.copy(x) * copy_mask[:, None, :]
-        return out, new
+        return x, new
 
-    def loss(self, states, mem_mask, copy_mask, targets: torch.Tensor) -> torch.Tensor:
+    def _pointer(self, x, keys, ids) -> tuple[torch.Tensor, torch.Tensor]:
+        """The switch s [B, T, 1] and the attention over passage positions [B, T, L], in fp32:
+        p(piece) = (1 - s) softmax(logits)[piece] + s * attention mass on the piece's positions."""
+        scores = (self.ptr_q(x) @ keys.transpose(1, 2)).float() * keys.shape[-1] ** -0.5
+        # specials ([CLS], [SEP]) and padding are never copied
+        scores = scores.masked_fill((ids < 3 + len(self.languages))[:, None, :], float("-inf"))
+        return torch.sigmoid(self.copy(x).float()), scores.softmax(-1)
+
+    def loss(self, states, mem_mask, copy, targets: torch.Tensor) -> torch.Tensor:
         """Teacher-forced cross-entropy; `targets` = [language token, pieces..., EOS, PAD...]."""
-        out, _ = self.logits(targets[:, :-1], states, mem_mask, copy_mask)
+        if self.config.copy_pointer:  # the targets' probabilities only: no [B, T, V] copy tensor
+            x, _ = self._decode(targets[:, :-1], states, mem_mask, 0, None)
+            gold = targets[:, 1:]
+            vocab = F.log_softmax((x @ self.embed.weight.T + self.out_bias).float(), -1)
+            switch, att = self._pointer(x, self.ptr_k(states), copy)
+            switch = switch[..., 0]
+            copied = (att * (copy[:, None, :] == gold[:, :, None])).sum(-1)
+            p = (1 - switch) * vocab.gather(2, gold[..., None])[..., 0].exp() + switch * copied
+            keep = gold != PAD
+            return -p.clamp_min(1e-12).log()[keep].mean()
+        out, _ = self.logits(targets[:, :-1], states, mem_mask, copy)
         return F.cross_entropy(out.reshape(-1, self.vocab_size), targets[:, 1:].reshape(-1), ignore_index=PAD)
 
     def target_ids(self, language: str, question: str) -> list[int]:
@@ -237,7 +299,7 @@ class E5QuestionGenerator(nn.Module):
         self,
         states,
         mem_mask,
-        copy_mask,
+        copy,
         language: str,
         n: int,
         top_k: int,
@@ -248,15 +310,14 @@ class E5QuestionGenerator(nn.Module):
         self.eval()
         b = states.shape[0]
         states, mem_mask = states.repeat_interleave(n, 0), mem_mask.repeat_interleave(n, 0)
-        copy_mask = copy_mask.repeat_interleave(n, 0)
+        copy = copy.repeat_interleave(n, 0)
         lang = 3 + self.languages.index(normalise_code(language))
         tokens = torch.full((b * n, 1), lang, dtype=torch.long, device=states.device)
         done = torch.zeros(b * n, dtype=torch.bool, device=states.device)
         out, caches, step_tokens = [], None, tokens
         max_new = min(max_new_tokens, self.pos.num_embeddings - 1)
         for t in range(max_new):
-            logits, new = self.logits(step_tokens, states, mem_mask, copy_mask, start=t, caches=caches)
-            caches = [((kv[0], kv[1]), mem) for kv, mem in new]
+            logits, caches = self.logits(step_tokens, states, mem_mask, copy, start=t, caches=caches)
             logits = logits[:, -1]
             logits[:, [PAD, UNK]] = float("-inf")
             logits[:, 3 : 3 + len(self.languages)] = float("-inf")
@@ -305,7 +366,8 @@ class E5QuestionGenerator(nn.Module):
         another language costs no second encoder pass."""
         key = tuple(p.id for p in passages)
         if self._state_memo is None or self._state_memo[0] != key:
-            self._state_memo = (key, (*self.encode_passages(passages), self.copy_mask(passages)))
+            copy = self.stack_copy(self.copy_inputs(passages))
+            self._state_memo = (key, (*self.encode_passages(passages), copy))
         states, mask, copy = self._state_memo[1]
         g = torch.Generator(device=states.device).manual_seed(seed)
         return self.sample(states, mask, copy, language, n, top_k, max_new_tokens, g)
@@ -362,6 +424,7 @@ def build_generator(
     encoder: Encoder | None = None,
     seed: int = 0,
     dropout: float = 0.0,
+    copy_pointer: bool = False,
 ) -> E5QuestionGenerator:
     """A fresh warm-started generator whose vocabulary covers `vocabulary_texts`."""
     torch.manual_seed(seed)
@@ -372,6 +435,7 @@ def build_generator(
         kept_pieces(encoder.tokenizer, vocabulary_texts),
         n_layers=n_layers,
         copy_gate=copy_gate,
+        copy_pointer=copy_pointer,
         dropout=dropout,
     )
     return E5QuestionGenerator(encoder, config)

@@ -103,6 +103,14 @@ def in_language(text: str, language: str, threshold: float = 0.5) -> bool:
     return best == 0 or votes[language] == best
 
 
+def passage_word_share(text: str, passage: str, min_letters: int = 4) -> float:
+    """Share of a question's words of `min_letters` or more characters that occur in the passage
+    (case-folded): how much a question copies from the English passage (0 for no such word)."""
+    in_passage = {w.casefold() for w in re.findall(r"\w+", passage)}
+    words = [w.casefold() for w in re.findall(r"\w+", text) if len(w) >= min_letters]
+    return sum(w in in_passage for w in words) / len(words) if words else 0.0
+
+
 def length_in_units(text: str, language: str) -> int:
     """Whitespace tokens, or characters for languages written without spaces (zh, ja)."""
     return len(letters(text)) if language in ("zh", "ja") else len(text.split())

@@ -4,7 +4,9 @@ Encoder states of the training passages are computed once (the encoder is frozen
 costs only the shallow decoder. Every `eval_every` steps the generator writes one question per
 held-out passage and language; the checkpoint whose questions best retrieve their own passage
 (Recall@10 with the same e5 as retriever) is kept as ``best``: loss alone rewarded fluent
-questions about the wrong passage.
+questions about the wrong passage. The history also counts the questions in the requested
+language (the offline check of `xqg.generation.quality`) and the hits among them, which can
+choose instead: a generator that copies from the passage can retrieve it in the wrong language.
 """
 
 from __future__ import annotations
@@ -21,10 +23,15 @@ from tqdm.auto import tqdm
 from xqg.data.schema import Passage
 from xqg.generation.e5_generator import PAD, E5QuestionGenerator
 from xqg.generation.prompts import Triple
+from xqg.generation.quality import in_language
 from xqg.io import atomic_dir, write_json
 from xqg.models.precision import autocast
 from xqg.retrieval.dense import passage_text
 from xqg.retrieval.search import retrieve
+
+# what can choose the best checkpoint -> its history key; "round-trip in language" counts only the
+# hits of questions in the requested language
+SELECTION = {"round-trip": "mean", "round-trip in language": "mean in language"}
 
 
 @dataclass
@@ -41,6 +48,7 @@ class GeneratorTrainingArgs:
     max_new_tokens: int = 32
     seed: int = 0
     dtype: str = "float32"  # or bfloat16: the decoder's forward under autocast (weights stay fp32)
+    select: str = "round-trip"  # chooses `best`: a key of SELECTION
 
 
 def _pad_states(items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,9 +63,10 @@ def _pad_states(items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class StateCache:
-    """Encoder states and copy masks of passages, computed once in batches."""
+    """Encoder states and copy inputs of passages, computed once in batches."""
 
     def __init__(self, model: E5QuestionGenerator, passages: Sequence[Passage], batch_size: int = 16):
+        self.model = model
         self.states: dict[str, torch.Tensor] = {}
         self.copy: dict[str, torch.Tensor] = {}
         for s in tqdm(
@@ -65,15 +74,17 @@ class StateCache:
         ):
             chunk = list(passages[s : s + batch_size])
             states, mask = model.encode_passages(chunk)
-            copy = model.copy_mask(chunk)
+            copy = model.copy_inputs(chunk)
             for i, p in enumerate(chunk):
                 self.states[p.id] = states[i, : int(mask[i].sum())].clone()
-                self.copy[p.id] = copy[i].to_sparse()
+                # a gate's mask is mostly zeros; the pointer's ids are short
+                self.copy[p.id] = copy[i] if model.config.copy_pointer else copy[i].to_sparse()
 
     def batch(self, ids: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Padded states, masks and dense copy masks of passages."""
+        """Padded states, masks and the copy batch of passages."""
         states, mask = _pad_states([self.states[i] for i in ids])
-        return states, mask, torch.stack([self.copy[i].to_dense() for i in ids])
+        copy = [self.copy[i] for i in ids]
+        return states, mask, self.model.stack_copy([c.to_dense() if c.is_sparse else c for c in copy])
 
 
 @torch.no_grad()
@@ -88,8 +99,10 @@ def round_trip_recall(
     seed: int,
     k: int = 10,
 ) -> dict[str, float]:
-    """Per language: share of generated questions whose source passage is in the top k."""
-    out = {}
+    """Per language: % of generated questions whose source passage is in the top k; with "{lang} in
+    language" (% of questions in the requested language) and macro means of both, and "mean in
+    language" (macro % of questions both in language and retrieving their passage)."""
+    out, in_lang, hits_in_lang = {}, {}, {}
     for li, lang in enumerate(languages):
         g = torch.Generator(device=model.out_bias.device).manual_seed(seed + li)
         texts = []
@@ -98,14 +111,20 @@ def round_trip_recall(
             states, mask, copy = cache.batch(ids)
             texts += [q[0] for q in model.sample(states, mask, copy, lang, 1, top_k, max_new_tokens, g)]
         keep = [i for i, t in enumerate(texts) if t.strip()]
+        good = {i for i in keep if in_language(texts[i], lang)}
+        in_lang[lang] = 100.0 * len(good) / len(sources)
         if not keep:
-            out[lang] = 0.0
+            out[lang], hits_in_lang[lang] = 0.0, 0.0
             continue
         qemb = model.encoder.encode([texts[i] for i in keep], "query", max_length=64, progress=False)
         run = retrieve(collection[0], collection[1], [sources[i].id for i in keep], qemb, k)
-        hits = sum(sources[i].id in [p for p, _ in run[sources[i].id]] for i in keep)
-        out[lang] = 100.0 * hits / len(sources)
+        hit = {i for i in keep if sources[i].id in [p for p, _ in run[sources[i].id]]}
+        out[lang] = 100.0 * len(hit) / len(sources)
+        hits_in_lang[lang] = 100.0 * len(hit & good) / len(sources)
     out["mean"] = float(np.mean([out[lang] for lang in languages]))
+    out.update({f"{lang} in language": in_lang[lang] for lang in languages})
+    out["in language"] = float(np.mean(list(in_lang.values())))
+    out["mean in language"] = float(np.mean(list(hits_in_lang.values())))
     return out
 
 
@@ -132,6 +151,9 @@ def train_e5_generator(
     """
     if not train:
         raise ValueError("no generator training triples")
+    if args.select not in SELECTION:
+        raise ValueError(f"select {args.select!r}: choose one of {sorted(SELECTION)}")
+    key = SELECTION[args.select]
     out = Path(args.output_dir)
     languages = sorted({t.language for t in train})
     passages = {t.passage_id: Passage(t.passage_id, t.title, t.passage) for t in train}
@@ -157,7 +179,7 @@ def train_e5_generator(
         optim.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         step, history = state["step"], state["history"]
-        best = max([h["mean"] for h in history], default=-1.0)
+        best = max([h[key] for h in history], default=-1.0)
     rng = random.Random(f"{args.seed}:0")
     torch.manual_seed(args.seed)
     if step:  # continue both random streams where the checkpoint left them: a resumed run is identical
@@ -199,8 +221,8 @@ def train_e5_generator(
             )
             if on_evaluation is not None:
                 on_evaluation(step)
-            if rt["mean"] > best:
-                best = rt["mean"]
+            if rt[key] > best:
+                best = rt[key]
                 _save(model, out / "best")
             _save(
                 model,

@@ -41,6 +41,7 @@ GeneratorKind = Literal["e5-decoder", "seq2seq"]
 Mode = Literal["sum", "mean", "routed-sum", "routed-mean"]  # how query embeddings fold into a passage
 Training = Literal["zero-shot", "fine-tuned"]  # how an encoder was trained
 ReaderData = Literal["squad", "squad-es"]  # extra reader training sets (step 01)
+GeneratorSelect = Literal["round-trip", "round-trip in language"]  # e5-decoder checkpoint choice (step 02)
 GeneratorData = Literal["squad-es"]  # extra generator training pairs (step 01): questions in its languages
 PassageFormat = Literal["title+text", "text"]  # what a retrieval encoder reads of a passage
 Severity = Annotated[float, Field(gt=0, le=1)]  # share of a query a perturbation changes

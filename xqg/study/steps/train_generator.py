@@ -18,7 +18,18 @@ from xqg.generation.seq2seq import Seq2SeqGenerator, Seq2SeqTrainingArgs, fine_t
 from xqg.generation.train_e5 import GeneratorTrainingArgs, train_e5_generator
 from xqg.models.device import resolve_device
 from xqg.study.checks import check_before_work
-from xqg.study.config import Amount, Count, Dtype, GeneratorKind, Precision, Rate, Share, StepConfig, arg
+from xqg.study.config import (
+    Amount,
+    Count,
+    Dtype,
+    GeneratorKind,
+    GeneratorSelect,
+    Precision,
+    Rate,
+    Share,
+    StepConfig,
+    arg,
+)
 from xqg.study.generators import check_kind, generator_variants
 from xqg.study.named_models import encoder_path, generator_path
 from xqg.study.provenance import Recipe, claim, code_version, key_of
@@ -46,6 +57,16 @@ class Config(StepConfig):
     )
     decoder_layers: Count = arg("e5-decoder: decoder layers, copied from e5's top layers", default=2)
     copy_gate: bool = arg("e5-decoder: learned bonus for the passage's own pieces", default=True)
+    copy_pointer: bool = arg(
+        "e5-decoder: a pointer-generator (attention over the passage chooses the piece to copy) "
+        "in place of the gate",
+        default=False,
+    )
+    generator_select: GeneratorSelect = arg(
+        "e5-decoder: the round trip that chooses the checkpoint: of every question, or only of those "
+        "in the requested language (a copying generator can retrieve its passage in another)",
+        default="round-trip",
+    )
     decoder_dropout: Share = arg(
         "e5-decoder: dropout on the decoder's embeddings and sub-layer outputs while training", default=0.0
     )
@@ -108,7 +129,11 @@ def train_generator(
         if start_from is not None:
             gen.load_decoder(ws.generator_checkpoint(start_from))
         history = train_e5_generator(
-            gen, train, heldout, collection, GeneratorTrainingArgs(**schedule, dtype=config.generator_dtype)
+            gen,
+            train,
+            heldout,
+            collection,
+            GeneratorTrainingArgs(**schedule, dtype=config.generator_dtype, select=config.generator_select),
         )
         return {
             "history": history,
@@ -155,6 +180,7 @@ def e5_generator_setup(
         vocab_texts,
         n_layers=config.decoder_layers,
         copy_gate=config.copy_gate,
+        copy_pointer=config.copy_pointer,
         seed=config.seed,
         dropout=config.decoder_dropout,
     ).to(resolve_device(config.device))
