@@ -70,8 +70,8 @@ def quality(
     in_pool = {p.id for p in pool}
     first = E5QuestionGenerator.load(checkpoints[0])
     encoder, coll = first.encoder, list(by_id.values())  # one e5 retrieves for every checkpoint
-    texts = [passage_text(p.title, p.text) for p in coll]
-    emb = encoder.encode(texts, "passage", max_length=256, progress=False)
+    passage_texts = [passage_text(p.title, p.text) for p in coll]
+    emb = encoder.encode(passage_texts, "passage", max_length=256, progress=False)
     rows = []
     for path in [*checkpoints, None]:
         gen = (E5QuestionGenerator.load(path, encoder=encoder) if path else first).eval()
