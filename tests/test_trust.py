@@ -522,3 +522,14 @@ def test_generator_curve_trains_its_own_copy_and_resumes(smoke_run, tmp_path):
     assert human.loc[languages, "questions"].tolist() == [
         min(4, sum(q.language == lang for q in asked)) for lang in languages
     ]
+    # restrict_vocabulary (step 02): the selected checkpoint carries each trained language's pieces,
+    # and the benchmark can restrict a checkpoint trained without it
+    from xqg.generation.e5_generator import E5QuestionGenerator, kept_pieces
+
+    curve("smoke", 2, 2, tmp_path / "restricted", {**e5, "restrict_vocabulary": True}, ws)
+    saved = E5QuestionGenerator.load(tmp_path / "restricted" / "generator" / "best")
+    assert sorted(saved.config.language_pieces) == languages
+    zh = [t.question for t in ws.triples() if t.language == "zh"]
+    assert saved.config.language_pieces["zh"] == kept_pieces(saved.encoder.tokenizer, zh)
+    again = quality([best], "smoke", 4, ws=ws, restrict=True)
+    assert set(again["source"]) == {f"{best} restricted", "human"}

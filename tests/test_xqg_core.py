@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from xqg.data.schema import Passage
-from xqg.generation.e5_generator import PAD, E5QuestionGenerator, build_generator
+from xqg.generation.e5_generator import EOS, PAD, UNK, E5QuestionGenerator, build_generator
 from xqg.generation.prompts import Triple, prompt, triples
 from xqg.generation.quality import in_language, passage_word_share, report, script_share
 from xqg.generation.run import generate_collection, load_generated
@@ -250,6 +250,54 @@ def test_e5_pointer_generator_copies_by_attention(small_texts, mlqa, tmp_path):
     gate = build_generator("tiny", ["de", "zh"], texts, n_layers=1, encoder=enc)
     with pytest.raises(ValueError, match=r"xqg_generator.json: copy_pointer differ"):
         gate.load_decoder(tmp_path / "ptr" / "last")
+
+
+def test_e5_restricted_vocabulary_draws_only_the_languages_pieces_and_what_it_copies(
+    small_texts, mlqa, tmp_path
+):
+    """restrict_vocabulary: a language's scores are -inf exactly outside its training questions'
+    pieces (plus EOS, plus the passage's pieces the copy mechanism gives); a language without
+    training questions stays unrestricted; the restriction is saved and is no weight."""
+    enc, tr, texts, held = _tiny_e5_world(small_texts, mlqa)
+    de_pieces = {
+        i
+        for t in tr
+        if t.language == "de"
+        for i in enc.tokenizer(t.question, add_special_tokens=False)["input_ids"]
+    }
+    for pointer in (False, True):
+        gen = build_generator(
+            "tiny", ["de", "zh"], texts, n_layers=1, encoder=enc, copy_pointer=pointer
+        ).eval()
+        gen.restrict_vocabulary([t for t in tr if t.language == "de"])
+        assert gen.allowed_pieces("zh") is None  # no Chinese question: no restriction
+        allowed = gen.allowed_pieces("de")
+        want = {int(gen.reduced_of_full[i]) for i in de_pieces} - {UNK} | {EOS}  # unknowns stay out
+        assert set(torch.nonzero(allowed)[:, 0].tolist()) == want
+        states, mask = gen.encode_passages(held[:2])
+        copy = gen.stack_copy(gen.copy_inputs(held[:2]))
+        tgt = torch.tensor([gen.target_ids("de", "Wer war das?")] * 2)
+        free, _ = gen.logits(tgt[:, :-1], states, mask, copy)
+        scores, _ = gen.logits(tgt[:, :-1], states, mask, copy, allowed=allowed)
+        probs = scores.softmax(-1)
+        for row in range(2):
+            copied = torch.isin(torch.arange(gen.vocab_size), copy[row]) if pointer else copy[row] > 0
+            possible = allowed | copied
+            assert (probs[row, 0][~possible] < 1e-9).all()
+            assert (probs[row, 0][allowed] > 0).all()  # every allowed piece stays possible
+        assert torch.allclose(probs.sum(-1), torch.ones(probs.shape[:2]), atol=1e-5)
+        if not pointer:  # the gate's logits are unchanged where they are kept
+            kept = ~torch.isinf(scores)
+            assert torch.equal(scores[kept], free[kept]) and kept.sum() < free.numel()
+        gen.save(tmp_path / f"r{pointer}")
+        again = E5QuestionGenerator.load(tmp_path / f"r{pointer}", encoder=enc)
+        assert again.config.language_pieces == gen.config.language_pieces
+        plain = build_generator("tiny", ["de", "zh"], texts, n_layers=1, encoder=enc, copy_pointer=pointer)
+        plain.load_decoder(tmp_path / f"r{pointer}")  # a setting of sampling, not of the weights
+        assert plain.allowed_pieces("de") is None
+        assert again.generate(held[:2], "zh", 2, max_new_tokens=6, seed=1) == plain.generate(
+            held[:2], "zh", 2, max_new_tokens=6, seed=1
+        )
 
 
 def test_e5_generator_selection_in_language_counts_only_questions_in_language(

@@ -1,7 +1,7 @@
 """Questions of e5-decoder generators on passages they never trained on, next to human ones (issue 12).
 
     python -m xqg.benchmarks.generator_quality CHECKPOINT [CHECKPOINT ...] [--profile mini]
-        [--passages 200] [--out benchmarks/generator_quality]
+        [--passages 200] [--out benchmarks/generator_quality] [--restrict]
 
 Passages: the first ``--passages`` of the profile's evaluation collection that no generator
 triple names (step 01's prepared data; step 02's held-out passages are the first of them). Per
@@ -57,10 +57,16 @@ def score(
 
 
 def quality(
-    checkpoints: list[Path], profile: str, passages: int, seed: int = 0, ws: Workspace | None = None
+    checkpoints: list[Path],
+    profile: str,
+    passages: int,
+    seed: int = 0,
+    ws: Workspace | None = None,
+    restrict: bool = False,
 ) -> pd.DataFrame:
     """One row per source (each checkpoint, then ``human``) and language, with a ``macro`` row each;
-    the data of `ws` (default: the profile's)."""
+    the data of `ws` (default: the profile's). `restrict` samples each checkpoint with per-language
+    vocabularies from the profile's training triples (as step 02's ``restrict_vocabulary``)."""
     ws = ws or Workspace(profile)
     if not ws.generator_train.exists():
         raise FileNotFoundError(f"{ws.generator_train}: run step 01 of profile {profile!r} first")
@@ -75,6 +81,8 @@ def quality(
     rows = []
     for path in [*checkpoints, None]:
         gen = (E5QuestionGenerator.load(path, encoder=encoder) if path else first).eval()
+        if restrict and path is not None:
+            gen.restrict_vocabulary(ws.triples())
         if gen.config.encoder_path != first.config.encoder_path:
             raise ValueError(
                 f"{path}: encoder {gen.config.encoder_path!r}, not {first.config.encoder_path!r}"
@@ -92,7 +100,7 @@ def quality(
                 for s in range(0, len(pool), 32):
                     texts += [q[0] for q in gen.generate(pool[s : s + 32], lang, 1, seed=seed)]
                 asked = list(zip(texts, pool))
-            source = "human" if path is None else str(path)
+            source = "human" if path is None else str(path) + (" restricted" if restrict else "")
             rows.append({"source": source, "language": lang, "questions": len(asked)})
             rows[-1].update(score(encoder, ([p.id for p in coll], emb), asked, lang))
     df = pd.DataFrame(rows)
@@ -106,8 +114,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--profile", default="mini")
     ap.add_argument("--passages", type=int, default=200)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/generator_quality"))
+    ap.add_argument(
+        "--restrict", action="store_true", help="per-language vocabularies from the training triples"
+    )
     args = ap.parse_args(argv)
-    df = quality(args.checkpoints, args.profile, args.passages)
+    df = quality(args.checkpoints, args.profile, args.passages, restrict=args.restrict)
     print(save_table(df, args.out, "quality"))
     return df
 

@@ -17,14 +17,19 @@ each for the CPU budget:
 - or, with ``copy_pointer``, a pointer-generator (See et al., 2017): a single-head attention over
   the passage's positions chooses *which* piece to copy, and a learned switch mixes that copy
   distribution with the vocabulary's, so a question can carry the passage's rare names over
-  (the gate raises every passage piece alike).
+  (the gate raises every passage piece alike);
+- optionally (``restrict_vocabulary``), a per-language vocabulary while sampling: a language's
+  questions draw pieces only from those its training questions use (plus what the copy mechanism
+  takes from the passage). A small decoder over one multilingual vocabulary mixes languages
+  (Vietnamese words in a Chinese question: the "accidental translation" of Xue et al., 2021);
+  the restriction removes that without touching the weights.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -32,6 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from xqg.data.schema import Passage
+from xqg.generation.prompts import Triple
 from xqg.languages import language_name, normalise_code
 from xqg.models.device import to_device
 from xqg.models.encoder import Encoder, EncoderSpec
@@ -54,6 +60,9 @@ class GeneratorConfig:
     copy_gate: bool = True
     copy_pointer: bool = False  # a pointer-generator in place of the gate (the model emits log-probabilities)
     dropout: float = 0.0  # on embeddings and each sub-layer's output while training (BERT's places)
+    # sampling in a language draws vocabulary pieces only from these full-vocabulary ids (the
+    # pieces of its training questions; copying is not restricted); a language absent: no limit
+    language_pieces: dict[str, list[int]] = field(default_factory=dict)
 
 
 class DecoderLayer(nn.Module):
@@ -233,14 +242,17 @@ class E5QuestionGenerator(nn.Module):
         zeros = torch.zeros(mem_mask.shape, dtype=torch.float32, device=mem_mask.device)
         return zeros.masked_fill(mem_mask == 0, float("-inf"))[:, None, None, :]
 
-    def logits(self, tokens, states, mem_mask, copy, start: int = 0, caches=None):
+    def logits(self, tokens, states, mem_mask, copy, start: int = 0, caches=None, allowed=None):
         """Scores for `tokens` at positions start..; `caches` as returned before (or None).
 
-        `copy` is a `stack_copy` batch. Scores are logits, or with the pointer log-probabilities
-        (either way a softmax gives the next piece's distribution)."""
+        `copy` is a `stack_copy` batch; `allowed` ([V'] bool, or None) the pieces the vocabulary
+        may give (the copy mechanism's are kept). Scores are logits, or with the pointer
+        log-probabilities (either way a softmax gives the next piece's distribution)."""
         x, new = self._decode(tokens, states, mem_mask, start, caches)
         out = x @ self.embed.weight.T + self.out_bias
         if self.config.copy_pointer:
+            if allowed is not None:
+                out = out.masked_fill(~allowed, float("-inf"))
             keys = caches[-1][1] if caches is not None else self.ptr_k(states)
             new.append((None, keys))
             switch, att = self._pointer(x, keys, copy)
@@ -250,7 +262,35 @@ class E5QuestionGenerator(nn.Module):
             return mixed.clamp_min(1e-12).log(), new
         if self.config.copy_gate:
             out = out + self.copy(x) * copy[:, None, :]
+        if allowed is not None:  # the gate copies the passage's pieces: they stay possible
+            keep = allowed | (copy[:, None, :] > 0) if self.config.copy_gate else allowed
+            out = out.masked_fill(~keep, float("-inf"))
         return out, new
+
+    def allowed_pieces(self, language: str) -> torch.Tensor | None:
+        """[V'] True for the pieces `language`'s samples may draw from the vocabulary (EOS
+        included), or None when the configuration does not restrict that language."""
+        full = self.config.language_pieces.get(normalise_code(language))
+        if full is None:
+            return None
+        allowed = torch.zeros(self.vocab_size, dtype=torch.bool, device=self.out_bias.device)
+        allowed[self.reduced_of_full[torch.tensor(full, dtype=torch.long, device=allowed.device)]] = True
+        allowed[[PAD, UNK]] = False
+        allowed[EOS] = True
+        return allowed
+
+    def restrict_vocabulary(self, triples: Sequence[Triple]) -> None:
+        """Restrict each language's samples to the pieces its questions in `triples` use; a
+        language with no question there stays unrestricted (a generator-unseen one)."""
+        questions: dict[str, list[str]] = {}
+        for t in triples:
+            questions.setdefault(normalise_code(t.language), []).append(t.question)
+        tok = self.encoder.tokenizer
+        self.config.language_pieces = {
+            lang: kept_pieces(tok, texts)
+            for lang, texts in sorted(questions.items())
+            if lang in self.languages
+        }
 
     def _decode(self, tokens, states, mem_mask, start: int, caches):
         """The decoder's top states for `tokens` and the new caches."""
@@ -312,12 +352,13 @@ class E5QuestionGenerator(nn.Module):
         states, mem_mask = states.repeat_interleave(n, 0), mem_mask.repeat_interleave(n, 0)
         copy = copy.repeat_interleave(n, 0)
         lang = 3 + self.languages.index(normalise_code(language))
+        allowed = self.allowed_pieces(language)
         tokens = torch.full((b * n, 1), lang, dtype=torch.long, device=states.device)
         done = torch.zeros(b * n, dtype=torch.bool, device=states.device)
         out, caches, step_tokens = [], None, tokens
         max_new = min(max_new_tokens, self.pos.num_embeddings - 1)
         for t in range(max_new):
-            logits, caches = self.logits(step_tokens, states, mem_mask, copy, start=t, caches=caches)
+            logits, caches = self.logits(step_tokens, states, mem_mask, copy, t, caches, allowed)
             logits = logits[:, -1]
             logits[:, [PAD, UNK]] = float("-inf")
             logits[:, 3 : 3 + len(self.languages)] = float("-inf")
@@ -398,7 +439,8 @@ class E5QuestionGenerator(nn.Module):
         path = Path(path)
         saved = GeneratorConfig(**json.loads((path / CONFIG_FILE).read_text()))
         mine = asdict(self.config)
-        differ = [k for k, v in asdict(saved).items() if k != "encoder_path" and mine[k] != v]
+        settings = ("encoder_path", "language_pieces")  # not the weights' shape
+        differ = [k for k, v in asdict(saved).items() if k not in settings and mine.get(k) != v]
         if differ:
             raise ValueError(f"{path / CONFIG_FILE}: {', '.join(differ)} differ from this generator's")
         weights = torch.load(path / WEIGHTS_FILE, map_location=self.out_bias.device)

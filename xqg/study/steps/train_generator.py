@@ -67,6 +67,11 @@ class Config(StepConfig):
         "in the requested language (a copying generator can retrieve its passage in another)",
         default="round-trip",
     )
+    restrict_vocabulary: bool = arg(
+        "e5-decoder: a language's questions draw vocabulary pieces only from those its training "
+        "questions use (copying is not restricted); a language it never trains on stays free",
+        default=False,
+    )
     decoder_dropout: Share = arg(
         "e5-decoder: dropout on the decoder's embeddings and sub-layer outputs while training", default=0.0
     )
@@ -128,6 +133,8 @@ def train_generator(
         gen, heldout, collection = e5_generator_setup(ws, config, every)
         if start_from is not None:
             gen.load_decoder(ws.generator_checkpoint(start_from))
+        if config.restrict_vocabulary:  # from this variant's triples: a seen-only one never sees unseen ones
+            gen.restrict_vocabulary(train)
         history = train_e5_generator(
             gen,
             train,
