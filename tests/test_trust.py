@@ -533,3 +533,10 @@ def test_generator_curve_trains_its_own_copy_and_resumes(smoke_run, tmp_path):
     assert saved.config.language_pieces["zh"] == kept_pieces(saved.encoder.tokenizer, zh)
     again = quality([best], "smoke", 4, ws=ws, restrict=True)
     assert set(again["source"]) == {f"{best} restricted", "human"}
+    # a seen-only generator takes its vocabularies from its own triples: an unseen language stays free
+    from xqg.study.steps import train_generator
+
+    config = train_generator.Config.load("smoke", {**e5, "restrict_vocabulary": True})
+    seen = [t for t in ws.triples() if t.language == "de"]
+    gen, _, _ = train_generator.e5_generator_setup(ws, config, ws.triples(), seen)
+    assert list(gen.config.language_pieces) == ["de"] and gen.allowed_pieces("zh") is None

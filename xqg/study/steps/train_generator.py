@@ -130,11 +130,9 @@ def train_generator(
         "seed": config.seed,
     }
     if config.generator_kind == "e5-decoder":
-        gen, heldout, collection = e5_generator_setup(ws, config, every)
+        gen, heldout, collection = e5_generator_setup(ws, config, every, train)
         if start_from is not None:
             gen.load_decoder(ws.generator_checkpoint(start_from))
-        if config.restrict_vocabulary:  # from this variant's triples: a seen-only one never sees unseen ones
-            gen.restrict_vocabulary(train)
         history = train_e5_generator(
             gen,
             train,
@@ -168,12 +166,14 @@ def train_generator(
 
 
 def e5_generator_setup(
-    ws: Workspace, config: Config, every: Sequence[Triple]
+    ws: Workspace, config: Config, every: Sequence[Triple], train: Sequence[Triple] | None = None
 ) -> tuple[E5QuestionGenerator, list[Passage], list[Passage]]:
     """A fresh e5-decoder generator, its held-out passages and the collection they are retrieved from.
 
     The vocabulary and start tokens come from every language's triples (`every`), so that each
-    variant is the same model before training."""
+    variant is the same model before training; with ``restrict_vocabulary`` each language's
+    sampling vocabulary comes from the variant's own triples (`train`, default `every`), so a
+    seen-only generator never learns an unseen language's pieces."""
     heldout = list(ws.passages(ws.generator_heldout).values())
     collection = list(ws.passages().values())
     vocab_texts = (
@@ -191,4 +191,6 @@ def e5_generator_setup(
         seed=config.seed,
         dropout=config.decoder_dropout,
     ).to(resolve_device(config.device))
+    if config.restrict_vocabulary:
+        gen.restrict_vocabulary(every if train is None else train)
     return gen, heldout, collection
