@@ -74,7 +74,19 @@ def test_smoke_pipeline_writes_generation_tables_and_figures(smoke_run):
     lines = (root / "work" / "smoke" / "generated" / "queries.jsonl").read_text().splitlines()
     assert len(lines) == 30 * 2 * 2  # passages x languages x queries
     quality = pd.read_csv(root / "results" / "smoke" / "generation_quality.csv", index_col=0)
-    assert list(quality.index) == ["de", "zh"] and (quality["queries"] == 60).all()
+    assert list(quality.index) == ["de", "zh", "macro"] and quality["queries"].tolist() == [60, 60, 120]
+    assert quality.loc["macro", "round-trip R@10"] == pytest.approx(quality["round-trip R@10"][:2].mean())
+    # the held-out columns count only passages no generator trained on nor chose its checkpoint by
+    data = root / "work" / "smoke" / "data"
+
+    def ids(name: str, field: str) -> set[str]:
+        return {json.loads(line)[field] for line in (data / name).read_text().splitlines()}
+
+    held_out = ids("collection.jsonl", "id") - ids("generator_train.jsonl", "passage_id")
+    held_out -= ids("generator_heldout.jsonl", "id")
+    assert quality.loc["macro", "held-out queries"] == len(held_out) * 2 * 2
+    as_json = json.loads((root / "results" / "smoke" / "generation_quality.json").read_text())
+    assert as_json["macro"]["queries"] == 120 and set(as_json) == {"de", "zh", "macro"}
     tables = root / "results" / "smoke" / "tables"
     for suffix in (".csv", ".tex", ".md"):
         assert (tables / f"retrieval_MRR_at_10{suffix}").exists()

@@ -9,7 +9,8 @@ import torch
 from xqg.data.schema import Passage
 from xqg.generation.e5_generator import EOS, PAD, UNK, E5QuestionGenerator, build_generator
 from xqg.generation.prompts import Triple, prompt, triples
-from xqg.generation.quality import in_language, passage_word_share, report, script_share
+from xqg.generation.quality import in_language, passage_word_share, report, round_trip, script_share
+from xqg.generation.quality_table import held_out_columns, with_macro
 from xqg.generation.run import generate_collection, load_generated
 from xqg.generation.seq2seq import Seq2SeqGenerator, Seq2SeqTrainingArgs, fine_tune
 from xqg.generation.train_e5 import GeneratorTrainingArgs, train_e5_generator
@@ -109,6 +110,36 @@ def test_quality_checks_scripts_and_languages():
     )
     assert df.loc["de", "duplicates within passage %"] == pytest.approx(100 / 3)
     assert df.loc["de", "in language %"] == 100.0
+
+
+def test_quality_reports_held_out_passages_apart_and_a_macro_row():
+    texts = {
+        "de": ["Wer ist das?", "Was ist der Fluss?", "Wo liegt die Stadt?"],
+        "es": ["¿Quién es?", "Wer ist das?", "¿Dónde?"],
+    }
+    records = [
+        {"passage_id": pid, "language": lang, "text": texts[lang][i]}
+        for lang in ("de", "es")
+        for i, pid in enumerate(["a", "b", "c"])
+    ]
+    # rows 0-2 German for a b c, rows 3-5 Spanish for a b c; hits: de a, de c, es b
+    found = {0: "a", 2: "c", 4: "b"}
+    run = {str(i): [(found.get(i, "z"), 1.0)] for i in range(6)}
+    table = report(records)
+    table["round-trip R@10"] = round_trip(records, run, 10)
+    table = with_macro(table.join(held_out_columns(records, run, {"b", "c"}, 10)))
+    assert list(table.index) == ["de", "es", "macro"]
+    assert table.loc["de", "round-trip R@10"] == pytest.approx(200 / 3)
+    assert table.loc["es", "round-trip R@10"] == pytest.approx(100 / 3)
+    assert table["held-out queries"].tolist() == [2, 2, 4]
+    assert table.loc["de", "held-out round-trip R@10"] == 50.0  # c found, b not
+    assert table.loc["es", "held-out round-trip R@10"] == 50.0  # b found, c not
+    assert table.loc["es", "held-out in language %"] == 50.0  # "Wer ist das?" asked for Spanish
+    assert table.loc["macro", "round-trip R@10"] == pytest.approx(50.0)
+    assert table.loc["macro", "held-out in language %"] == 75.0
+    assert table.loc["macro", "queries"] == 6
+    nothing = held_out_columns(records, run, set(), 10)
+    assert (nothing["held-out queries"] == 0).all() and nothing["held-out round-trip R@10"].isna().all()
 
 
 @pytest.fixture(scope="module")

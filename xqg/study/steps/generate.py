@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from xqg.generation.quality import report, round_trip, samples
+from xqg.generation.quality_table import held_out_columns, with_macro
 from xqg.generation.run import (
     done_marker,
     generate_collection,
@@ -230,6 +231,14 @@ def quality_sample(passage_ids: list[str], limit: int = QUALITY_PASSAGES) -> set
     return set(sorted(passage_ids, key=lambda p: hashlib.sha1(p.encode()).hexdigest())[:limit])
 
 
+def never_trained_on(ws: Workspace, passage_ids: set[str]) -> set[str]:
+    """Those of `passage_ids` no generator trained on (in any language) and step 02 did not use
+    to choose its checkpoint: the report's held-out passages."""
+    trained = {t.passage_id for t in ws.triples()}
+    selection = set(ws.passages(ws.generator_heldout)) if ws.generator_heldout.exists() else set()
+    return set(passage_ids) - trained - selection
+
+
 def quality(
     ws: Workspace, cache: EmbeddingCache, encoder: str, variant: str = "full"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -258,11 +267,11 @@ def quality(
     for i, _ in enumerate(records):
         run.setdefault(str(i), [])
     table["round-trip R@10"] = round_trip(records, run, 10)
+    table = with_macro(table.join(held_out_columns(records, run, never_trained_on(ws, sample), 10)))
     examples = samples(records, cache.collection, per_language=3, seed=0)
     ws.results.mkdir(parents=True, exist_ok=True)
     write_csv(table, ws.result("generation_quality.csv", variant), index=True)
     write_csv(examples, ws.result("generation_samples.csv", variant))
-    write_text_atomic(
-        ws.result("generation_quality.json", variant), json.dumps(table.round(2).to_dict(orient="index"))
-    )
+    # pandas writes a missing value (no held-out passage) as null, where json.dumps would write NaN
+    write_text_atomic(ws.result("generation_quality.json", variant), table.round(2).to_json(orient="index"))
     return table, examples

@@ -1,0 +1,61 @@
+"""Generation time of two profiles' trained generators on the same passages (step 03's sampling).
+
+A profile that changes the generator (``mini-pointer``'s pointer against ``mini``'s gate) must
+not cost `mini`'s budget in step 03: this times each profile's selected full generator writing its
+profile's `n_queries` per passage and generator language for the first `--passages` passages of
+the first profile's collection, through step 03's own sampling, in alternating rounds (the best
+of `--rounds` counts), and gives each time as a ratio to the first profile's. Step 02 of every
+profile must have run. Run it on a quiet machine:
+
+    python -m xqg.benchmarks.generator_speed mini mini-pointer --passages 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from xqg.study.provenance import Recipe
+from xqg.study.steps import generate
+from xqg.study.workspace import Workspace, save_passages
+
+
+def measure(profiles: list[str], passages: int, rounds: int = 2) -> dict[str, dict]:
+    """{profile: {"seconds": best of the rounds, "ratio": to the first profile's, "questions": n}}."""
+    sample = dict(list(Workspace(profiles[0]).passages().items())[:passages])
+    seconds: dict[str, list[float]] = {p: [] for p in profiles}
+    questions = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        collection = root / "collection.jsonl"
+        save_passages(collection, sample)
+        for r in range(rounds):
+            for profile in profiles:
+                ws, config = Workspace(profile), generate.Config.load(profile)
+                target = root / f"{profile}-{r}.jsonl"
+                recipe = Recipe("benchmark", {"profile": profile, "passages": passages, "round": r})
+                start = time.perf_counter()
+                generate._sample(ws, config, "full", collection, config.n_queries, target, recipe)
+                seconds[profile].append(time.perf_counter() - start)
+                questions[profile] = sum(1 for _ in target.open())
+    base = min(seconds[profiles[0]])
+    return {
+        p: {"seconds": round(min(s), 1), "ratio": round(min(s) / base, 2), "questions": questions[p]}
+        for p, s in seconds.items()
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("profiles", nargs="+", help="the first is the baseline")
+    parser.add_argument("--passages", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args(argv)
+    for profile, row in measure(args.profiles, args.passages, args.rounds).items():
+        print(f"{profile}: {row}")
+
+
+if __name__ == "__main__":
+    main()
