@@ -5,13 +5,12 @@ report is laid out must not retrain the generators."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from xqg.generation.quality import in_language, round_trip
+from xqg.generation.quality import report, round_trip
 
 
 def held_out_columns(
@@ -21,22 +20,14 @@ def held_out_columns(
     them): their number, % in the requested language and round-trip R@k, `run` keyed by row index
     of `records` and searched in the whole collection. Languages without such queries get NaN."""
     rows = [i for i, r in enumerate(records) if r["passage_id"] in held_out]
-    languages = sorted({r["language"] for r in records})
-    table = pd.DataFrame(index=pd.Index(languages, name="language"))
-    table["held-out queries"] = pd.Series(Counter(records[i]["language"] for i in rows), dtype=float)
-    table["held-out queries"] = table["held-out queries"].fillna(0).astype(int)
-    if rows:
-        kept = [records[i] for i in rows]
-        shares = {
-            lang: 100 * float(np.mean([in_language(r["text"], lang) for r in kept if r["language"] == lang]))
-            for lang in sorted({r["language"] for r in kept})
-        }
-        table["held-out in language %"] = pd.Series(shares)
-        kept_run = {str(j): run[str(i)] for j, i in enumerate(rows)}
-        table[f"held-out round-trip R@{k}"] = round_trip(kept, kept_run, k)
-    else:
-        table["held-out in language %"] = np.nan
-        table[f"held-out round-trip R@{k}"] = np.nan
+    kept = [records[i] for i in rows]
+    table = pd.DataFrame(index=pd.Index(sorted({r["language"] for r in records}), name="language"))
+    # the report's own counts and language check, over the held-out queries only
+    own = report(kept) if kept else pd.DataFrame(columns=["queries", "in language %"])
+    table["held-out queries"] = own["queries"].reindex(table.index).fillna(0).astype(int)
+    table["held-out in language %"] = own["in language %"].reindex(table.index).astype(float)
+    kept_run = {str(j): run[str(i)] for j, i in enumerate(rows)}
+    table[f"held-out round-trip R@{k}"] = round_trip(kept, kept_run, k) if kept else np.nan
     return table
 
 
