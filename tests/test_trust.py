@@ -540,3 +540,9 @@ def test_generator_curve_trains_its_own_copy_and_resumes(smoke_run, tmp_path):
     seen = [t for t in ws.triples() if t.language == "de"]
     gen, _, _ = train_generator.e5_generator_setup(ws, config, ws.triples(), seen)
     assert list(gen.config.language_pieces) == ["de"] and gen.allowed_pieces("zh") is None
+    # script_budget (step 02) goes into the generator's config; the benchmark can sample with it
+    config = train_generator.Config.load("smoke", {**e5, "script_budget": True})
+    assert train_generator.e5_generator_setup(ws, config, ws.triples())[0].config.script_budget
+    budget = quality([best], "smoke", 4, ws=ws, script_budget=True)
+    assert set(budget["source"]) == {f"{best} script budget", "human"}
+    assert budget[budget["source"] == "human"].equals(table[table["source"] == "human"])

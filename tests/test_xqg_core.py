@@ -331,6 +331,62 @@ def test_e5_restricted_vocabulary_draws_only_the_languages_pieces_and_what_it_co
         )
 
 
+def _budget_breaks(seqs: torch.Tensor, own: torch.Tensor, other: torch.Tensor) -> int:
+    """Pieces with letters of another script written after the first while the sample had no more
+    letters in its own script than in others (the script budget's rule, replayed on the ids)."""
+    breaks = 0
+    for row in seqs.tolist():
+        own_n = other_n = 0.0
+        for t, piece in enumerate(row):
+            if piece in (EOS, PAD):
+                break
+            breaks += t > 0 and other[piece] > 0 and other_n >= own_n
+            own_n, other_n = own_n + own[piece].item(), other_n + other[piece].item()
+    return breaks
+
+
+def test_e5_sampling_writes_a_piece_before_eos_and_keeps_the_script_budget(small_texts, mlqa, tmp_path):
+    """No sample is empty, even when EOS is by far the likeliest first piece. With script_budget,
+    a piece with letters of another script follows the first only while the sample has more
+    letters in its language's script than in others; without it, an untrained decoder pushed
+    towards Latin pieces breaks that rule. The budget is saved and is no weight."""
+    enc, tr, texts, held = _tiny_e5_world(small_texts, mlqa)
+    tok = enc.tokenizer
+    for pointer in (False, True):
+        gen = build_generator(
+            "tiny", ["de", "zh"], texts, n_layers=1, encoder=enc, copy_pointer=pointer
+        ).eval()
+        own, other = gen.script_letters("zh")
+        for piece, counts in (("人", (1, 0)), ("▁the", (0, 3)), ("?", (0, 0))):
+            reduced = int(gen.reduced_of_full[tok.convert_tokens_to_ids(piece)])
+            assert reduced != UNK and (own[reduced].item(), other[reduced].item()) == counts
+        the = int(gen.reduced_of_full[tok.convert_tokens_to_ids("▁the")])
+        assert gen.script_letters("de")[0][the] == 3 and other[[PAD, EOS, UNK]].sum() == 0  # Latin's own
+        states, mask = gen.encode_passages(held)
+        copy = gen.stack_copy(gen.copy_inputs(held))
+        with torch.no_grad():
+            gen.out_bias[EOS] = 50.0
+            gen.copy.bias.fill_(-50.0)  # the pointer's switch off; the gate's bonus negative
+        ids = gen.sample_ids(states, mask, copy, "zh", 3, 10, 6, torch.Generator().manual_seed(0))
+        assert (ids[:, 0] != EOS).all() and (ids[:, 1] == EOS).all()  # one piece, then EOS
+        with torch.no_grad():
+            gen.out_bias.zero_()
+            gen.out_bias[other > 0] = 4.0  # pieces with Latin letters likelier
+            gen.copy.bias.zero_()
+        draws = [
+            gen.sample_ids(states, mask, copy, "zh", 8, 50, 10, torch.Generator().manual_seed(0))
+            for gen.config.script_budget in (False, True)
+        ]
+        assert _budget_breaks(draws[0], own, other) > 10
+        assert _budget_breaks(draws[1], own, other) == 0
+        assert (other[draws[1][:, 0]] > 0).any()  # the first piece is free
+        gen.save(tmp_path / f"b{pointer}")
+        assert E5QuestionGenerator.load(tmp_path / f"b{pointer}", encoder=enc).config.script_budget
+        plain = build_generator("tiny", ["de", "zh"], texts, n_layers=1, encoder=enc, copy_pointer=pointer)
+        plain.load_decoder(tmp_path / f"b{pointer}")  # a setting of sampling, not of the weights
+        assert not plain.config.script_budget
+
+
 def test_e5_generator_selection_in_language_counts_only_questions_in_language(
     small_texts, mlqa, tmp_path, monkeypatch
 ):

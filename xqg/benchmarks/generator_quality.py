@@ -1,7 +1,7 @@
 """Questions of e5-decoder generators on passages they never trained on, next to human ones (issue 12).
 
     python -m xqg.benchmarks.generator_quality CHECKPOINT [CHECKPOINT ...] [--profile mini]
-        [--passages 200] [--out benchmarks/generator_quality] [--restrict]
+        [--passages 200] [--out benchmarks/generator_quality] [--restrict] [--script-budget]
 
 Passages: the first ``--passages`` of the profile's evaluation collection that no generator
 triple names (step 01's prepared data; step 02's held-out passages are the first of them). Per
@@ -12,7 +12,8 @@ language and macro: Recall@10; Recall@10 counting only questions in the requeste
 the language's script); ``passage words %`` (mean share of a question's words of four or more
 characters found in its English passage: what it copies). Row ``human``: the profile's evaluation
 questions (tuning and test) asked of the same passages, at most ``--passages`` per language.
-Writes ``quality.csv`` and ``quality.md``.
+``--restrict`` and ``--script-budget`` sample with step 02's settings of those names (settings of
+sampling, not of the weights). Writes ``quality.csv`` and ``quality.md``.
 """
 
 from __future__ import annotations
@@ -63,10 +64,12 @@ def quality(
     seed: int = 0,
     ws: Workspace | None = None,
     restrict: bool = False,
+    script_budget: bool = False,
 ) -> pd.DataFrame:
     """One row per source (each checkpoint, then ``human``) and language, with a ``macro`` row each;
     the data of `ws` (default: the profile's). `restrict` samples each checkpoint with per-language
-    vocabularies from the profile's training triples (as step 02's ``restrict_vocabulary``)."""
+    vocabularies from the profile's training triples (as step 02's ``restrict_vocabulary``);
+    `script_budget` samples them with step 02's ``script_budget``."""
     ws = ws or Workspace(profile)
     if not ws.generator_train.exists():
         raise FileNotFoundError(f"{ws.generator_train}: run step 01 of profile {profile!r} first")
@@ -83,6 +86,8 @@ def quality(
         gen = (E5QuestionGenerator.load(path, encoder=encoder) if path else first).eval()
         if restrict and path is not None:
             gen.restrict_vocabulary(ws.triples())
+        if script_budget and path is not None:
+            gen.config.script_budget = True
         if gen.config.encoder_path != first.config.encoder_path:
             raise ValueError(
                 f"{path}: encoder {gen.config.encoder_path!r}, not {first.config.encoder_path!r}"
@@ -100,7 +105,10 @@ def quality(
                 for s in range(0, len(pool), 32):
                     texts += [q[0] for q in gen.generate(pool[s : s + 32], lang, 1, seed=seed)]
                 asked = list(zip(texts, pool))
-            source = "human" if path is None else str(path) + (" restricted" if restrict else "")
+            settings = [
+                name for name, on in (("restricted", restrict), ("script budget", script_budget)) if on
+            ]
+            source = "human" if path is None else " ".join([str(path), *settings])
             rows.append({"source": source, "language": lang, "questions": len(asked)})
             rows[-1].update(score(encoder, ([p.id for p in coll], emb), asked, lang))
     df = pd.DataFrame(rows)
@@ -117,8 +125,15 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument(
         "--restrict", action="store_true", help="per-language vocabularies from the training triples"
     )
+    ap.add_argument("--script-budget", action="store_true", help="sample with step 02's script_budget")
     args = ap.parse_args(argv)
-    df = quality(args.checkpoints, args.profile, args.passages, restrict=args.restrict)
+    df = quality(
+        args.checkpoints,
+        args.profile,
+        args.passages,
+        restrict=args.restrict,
+        script_budget=args.script_budget,
+    )
     print(save_table(df, args.out, "quality"))
     return df
 

@@ -22,7 +22,14 @@ each for the CPU budget:
   questions draw pieces only from those its training questions use (plus what the copy mechanism
   takes from the passage). A small decoder over one multilingual vocabulary mixes languages
   (Vietnamese words in a Chinese question: the "accidental translation" of Xue et al., 2021);
-  the restriction removes that without touching the weights.
+  the restriction removes that without touching the weights;
+- optionally (``script_budget``), a question keeps to its language's script: after its first piece,
+  a piece with letters of another script may follow only while the question has more letters in
+  its own script than in others. Copying carries a name over in Latin letters, and a weak decoder
+  writing Chinese or Arabic tends to go on copying fragments of the English passage; the budget
+  lets the name through and stops the fragments.
+
+Every sample has at least one piece: EOS cannot come first.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from torch.nn import functional as F
 
 from xqg.data.schema import Passage
 from xqg.generation.prompts import Triple
-from xqg.languages import language_name, normalise_code
+from xqg.languages import SCRIPT_BLOCKS, language_name, letter_block, normalise_code, script_of
 from xqg.models.device import to_device
 from xqg.models.encoder import Encoder, EncoderSpec
 
@@ -63,6 +70,9 @@ class GeneratorConfig:
     # sampling in a language draws vocabulary pieces only from these full-vocabulary ids (the
     # pieces of its training questions; copying is not restricted); a language absent: no limit
     language_pieces: dict[str, list[int]] = field(default_factory=dict)
+    # sampling: a piece with letters of another script may follow only while the question has more
+    # letters in its language's script than in others (the first piece is free)
+    script_budget: bool = False
 
 
 class DecoderLayer(nn.Module):
@@ -140,6 +150,7 @@ class E5QuestionGenerator(nn.Module):
         super().__init__()
         self.config = config
         self._state_memo: tuple[tuple[str, ...], tuple] | None = None
+        self._letters_memo: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self.encoder = encoder  # shared with retrieval; frozen here
         for p in self.encoder.parameters():
             p.requires_grad_(False)
@@ -279,6 +290,27 @@ class E5QuestionGenerator(nn.Module):
         allowed[EOS] = True
         return allowed
 
+    def script_letters(self, language: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """[V'] float counts of each piece's letters in `language`'s script and in any other."""
+        lang, device = normalise_code(language), self.out_bias.device
+        key = (lang, str(device))
+        if key not in self._letters_memo:
+            blocks = SCRIPT_BLOCKS[script_of(lang)]
+            full = self.full_of_reduced.tolist()
+            # each piece decoded on its own: its letters as written, whatever the tokenizer's spelling
+            texts = self.encoder.tokenizer.batch_decode([[max(i, 0)] for i in full], skip_special_tokens=True)
+            own, other = [], []
+            for i, text in zip(full, texts):
+                chars = [ch for ch in text if ch.isalpha()] if i >= 0 else []
+                inside = sum(letter_block(ch) in blocks for ch in chars)
+                own.append(inside)
+                other.append(len(chars) - inside)
+            self._letters_memo[key] = (
+                torch.tensor(own, dtype=torch.float32, device=device),
+                torch.tensor(other, dtype=torch.float32, device=device),
+            )
+        return self._letters_memo[key]
+
     def restrict_vocabulary(self, triples: Sequence[Triple]) -> None:
         """Restrict each language's samples to the pieces its questions in `triples` use; a
         language with no question there stays unrestricted (a generator-unseen one)."""
@@ -347,6 +379,30 @@ class E5QuestionGenerator(nn.Module):
         generator: torch.Generator,
     ) -> list[list[str]]:
         """`n` top-k samples per passage, decoded with a KV cache; texts per passage."""
+        seqs = self.sample_ids(states, mem_mask, copy, language, n, top_k, max_new_tokens, generator)
+        first_piece = 3 + len(self.languages)
+        texts = []
+        for row in seqs.tolist():
+            row = row[: row.index(EOS)] if EOS in row else row
+            ids = [int(self.full_of_reduced[i]) for i in row if i >= first_piece]
+            texts.append(self.encoder.tokenizer.decode(ids, skip_special_tokens=True).strip())
+        b = states.shape[0]
+        return [texts[i * n : (i + 1) * n] for i in range(b)]
+
+    @torch.no_grad()
+    def sample_ids(
+        self,
+        states,
+        mem_mask,
+        copy,
+        language: str,
+        n: int,
+        top_k: int,
+        max_new_tokens: int,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """The reduced ids [B * n, T] of `sample`'s samples (each passage's n in a row; EOS ends a
+        sample, PAD follows it)."""
         self.eval()
         b = states.shape[0]
         states, mem_mask = states.repeat_interleave(n, 0), mem_mask.repeat_interleave(n, 0)
@@ -355,6 +411,10 @@ class E5QuestionGenerator(nn.Module):
         allowed = self.allowed_pieces(language)
         tokens = torch.full((b * n, 1), lang, dtype=torch.long, device=states.device)
         done = torch.zeros(b * n, dtype=torch.bool, device=states.device)
+        if self.config.script_budget:  # letters written so far, in the language's script and in others
+            own_letters, other_letters = self.script_letters(language)
+            own_n = torch.zeros(b * n, device=states.device)
+            other_n = torch.zeros(b * n, device=states.device)
         out, caches, step_tokens = [], None, tokens
         max_new = min(max_new_tokens, self.pos.num_embeddings - 1)
         for t in range(max_new):
@@ -362,6 +422,11 @@ class E5QuestionGenerator(nn.Module):
             logits = logits[:, -1]
             logits[:, [PAD, UNK]] = float("-inf")
             logits[:, 3 : 3 + len(self.languages)] = float("-inf")
+            if not out:  # an empty question is no question
+                logits[:, EOS] = float("-inf")
+            elif self.config.script_budget:
+                over = other_n >= own_n
+                logits.masked_fill_(over[:, None] & (other_letters > 0)[None, :], float("-inf"))
             if out:  # no piece twice in a row, and a penalty on pieces already written
                 prev = torch.stack(out, 1)
                 # penalise only the written pieces (gather/scatter, not a pass over the vocabulary);
@@ -378,18 +443,14 @@ class E5QuestionGenerator(nn.Module):
             nxt = idx.gather(1, choice).squeeze(1)
             nxt[done] = PAD
             out.append(nxt)
+            if self.config.script_budget:
+                own_n += own_letters[nxt]
+                other_n += other_letters[nxt]
             done |= nxt == EOS
             if done.all():
                 break
             step_tokens = nxt[:, None]
-        seqs = torch.stack(out, 1) if out else torch.zeros(b * n, 0, dtype=torch.long, device=states.device)
-        first_piece = 3 + len(self.languages)
-        texts = []
-        for row in seqs.tolist():
-            row = row[: row.index(EOS)] if EOS in row else row
-            ids = [int(self.full_of_reduced[i]) for i in row if i >= first_piece]
-            texts.append(self.encoder.tokenizer.decode(ids, skip_special_tokens=True).strip())
-        return [texts[i * n : (i + 1) * n] for i in range(b)]
+        return torch.stack(out, 1) if out else torch.zeros(b * n, 0, dtype=torch.long, device=states.device)
 
     def generate(
         self,
@@ -439,7 +500,7 @@ class E5QuestionGenerator(nn.Module):
         path = Path(path)
         saved = GeneratorConfig(**json.loads((path / CONFIG_FILE).read_text()))
         mine = asdict(self.config)
-        settings = ("encoder_path", "language_pieces")  # not the weights' shape
+        settings = ("encoder_path", "language_pieces", "script_budget")  # not the weights' shape
         differ = [k for k, v in asdict(saved).items() if k not in settings and mine.get(k) != v]
         if differ:
             raise ValueError(f"{path / CONFIG_FILE}: {', '.join(differ)} differ from this generator's")
@@ -467,6 +528,7 @@ def build_generator(
     seed: int = 0,
     dropout: float = 0.0,
     copy_pointer: bool = False,
+    script_budget: bool = False,
 ) -> E5QuestionGenerator:
     """A fresh warm-started generator whose vocabulary covers `vocabulary_texts`."""
     torch.manual_seed(seed)
@@ -479,6 +541,7 @@ def build_generator(
         copy_gate=copy_gate,
         copy_pointer=copy_pointer,
         dropout=dropout,
+        script_budget=script_budget,
     )
     return E5QuestionGenerator(encoder, config)
 

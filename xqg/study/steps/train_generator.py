@@ -72,6 +72,12 @@ class Config(StepConfig):
         "questions use (copying is not restricted); a language it never trains on stays free",
         default=False,
     )
+    script_budget: bool = arg(
+        "e5-decoder: while sampling, a piece with letters of another script may follow only while the "
+        "question has more letters in its language's script than in others (a copied name, not "
+        "copied fragments)",
+        default=False,
+    )
     decoder_dropout: Share = arg(
         "e5-decoder: dropout on the decoder's embeddings and sub-layer outputs while training", default=0.0
     )
@@ -188,6 +194,7 @@ def e5_generator_setup(
         n_layers=config.decoder_layers,
         copy_gate=config.copy_gate,
         copy_pointer=config.copy_pointer,
+        script_budget=config.script_budget,
         seed=config.seed,
         dropout=config.decoder_dropout,
     ).to(resolve_device(config.device))
