@@ -366,28 +366,15 @@ class E5QuestionGenerator(nn.Module):
         lang = 3 + self.languages.index(normalise_code(language))
         return [lang, *red[: self.config.max_question_len], EOS]
 
-    @torch.no_grad()
-    def sample(
-        self,
-        states,
-        mem_mask,
-        copy,
-        language: str,
-        n: int,
-        top_k: int,
-        max_new_tokens: int,
-        generator: torch.Generator,
-    ) -> list[list[str]]:
-        """`n` top-k samples per passage, decoded with a KV cache; texts per passage."""
-        seqs = self.sample_ids(states, mem_mask, copy, language, n, top_k, max_new_tokens, generator)
+    def decode_samples(self, seqs: torch.Tensor, n: int) -> list[list[str]]:
+        """The texts of `sample_ids`' samples, `n` per passage."""
         first_piece = 3 + len(self.languages)
         texts = []
         for row in seqs.tolist():
             row = row[: row.index(EOS)] if EOS in row else row
             ids = [int(self.full_of_reduced[i]) for i in row if i >= first_piece]
             texts.append(self.encoder.tokenizer.decode(ids, skip_special_tokens=True).strip())
-        b = states.shape[0]
-        return [texts[i * n : (i + 1) * n] for i in range(b)]
+        return [texts[i : i + n] for i in range(0, len(texts), n)]
 
     @torch.no_grad()
     def sample_ids(
@@ -401,8 +388,8 @@ class E5QuestionGenerator(nn.Module):
         max_new_tokens: int,
         generator: torch.Generator,
     ) -> torch.Tensor:
-        """The reduced ids [B * n, T] of `sample`'s samples (each passage's n in a row; EOS ends a
-        sample, PAD follows it)."""
+        """`n` top-k samples per passage, decoded with a KV cache: reduced ids [B * n, T], each
+        passage's n in a row (EOS ends a sample, PAD follows it); `decode_samples` gives the texts."""
         self.eval()
         b = states.shape[0]
         states, mem_mask = states.repeat_interleave(n, 0), mem_mask.repeat_interleave(n, 0)
@@ -472,7 +459,9 @@ class E5QuestionGenerator(nn.Module):
             self._state_memo = (key, (*self.encode_passages(passages), copy))
         states, mask, copy = self._state_memo[1]
         g = torch.Generator(device=states.device).manual_seed(seed)
-        return self.sample(states, mask, copy, language, n, top_k, max_new_tokens, g)
+        return self.decode_samples(
+            self.sample_ids(states, mask, copy, language, n, top_k, max_new_tokens, g), n
+        )
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, out_dir: str | Path) -> None:

@@ -109,7 +109,8 @@ def round_trip_recall(
         for s in range(0, len(sources), 32):
             ids = [p.id for p in sources[s : s + 32]]
             states, mask, copy = cache.batch(ids)
-            texts += [q[0] for q in model.sample(states, mask, copy, lang, 1, top_k, max_new_tokens, g)]
+            samples = model.sample_ids(states, mask, copy, lang, 1, top_k, max_new_tokens, g)
+            texts += [q[0] for q in model.decode_samples(samples, 1)]
         keep = [i for i, t in enumerate(texts) if t.strip()]
         good = {i for i in keep if in_language(texts[i], lang)}
         in_lang[lang] = 100.0 * len(good) / len(sources)
