@@ -400,6 +400,7 @@ class E5QuestionGenerator(nn.Module):
         done = torch.zeros(b * n, dtype=torch.bool, device=states.device)
         if self.config.script_budget:  # letters written so far, in the language's script and in others
             own_letters, other_letters = self.script_letters(language)
+            foreign = (other_letters > 0)[None, :]
             own_n = torch.zeros(b * n, device=states.device)
             other_n = torch.zeros(b * n, device=states.device)
         out, caches, step_tokens = [], None, tokens
@@ -413,7 +414,7 @@ class E5QuestionGenerator(nn.Module):
                 logits[:, EOS] = float("-inf")
             elif self.config.script_budget:
                 over = other_n >= own_n
-                logits.masked_fill_(over[:, None] & (other_letters > 0)[None, :], float("-inf"))
+                logits.masked_fill_(over[:, None] & foreign, float("-inf"))
             if out:  # no piece twice in a row, and a penalty on pieces already written
                 prev = torch.stack(out, 1)
                 # penalise only the written pieces (gather/scatter, not a pass over the vocabulary);
