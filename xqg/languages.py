@@ -74,3 +74,11 @@ def letter_block(ch: str) -> str | None:
     ...; see `SCRIPT_BLOCKS`), or None for anything else."""
     name = unicodedata.name(ch, "")
     return next((b for b in BLOCKS if name.startswith(b)), None)
+
+
+def script_letter_counts(text: str, script: str) -> tuple[int, int]:
+    """The letters of `text` written in `script` and those written in any other."""
+    blocks = SCRIPT_BLOCKS[script]
+    chars = [ch for ch in text if ch.isalpha()]
+    own = sum(letter_block(ch) in blocks for ch in chars)
+    return own, len(chars) - own

@@ -45,7 +45,7 @@ from torch.nn import functional as F
 
 from xqg.data.schema import Passage
 from xqg.generation.prompts import Triple
-from xqg.languages import SCRIPT_BLOCKS, language_name, letter_block, normalise_code, script_of
+from xqg.languages import language_name, normalise_code, script_letter_counts, script_of
 from xqg.models.device import to_device
 from xqg.models.encoder import Encoder, EncoderSpec
 
@@ -295,20 +295,14 @@ class E5QuestionGenerator(nn.Module):
         lang, device = normalise_code(language), self.out_bias.device
         key = (lang, str(device))
         if key not in self._letters_memo:
-            blocks = SCRIPT_BLOCKS[script_of(lang)]
             full = self.full_of_reduced.tolist()
             # each piece decoded on its own: its letters as written, whatever the tokenizer's spelling
             texts = self.encoder.tokenizer.batch_decode([[max(i, 0)] for i in full], skip_special_tokens=True)
-            own, other = [], []
-            for i, text in zip(full, texts):
-                chars = [ch for ch in text if ch.isalpha()] if i >= 0 else []
-                inside = sum(letter_block(ch) in blocks for ch in chars)
-                own.append(inside)
-                other.append(len(chars) - inside)
-            self._letters_memo[key] = (
-                torch.tensor(own, dtype=torch.float32, device=device),
-                torch.tensor(other, dtype=torch.float32, device=device),
-            )
+            counts = [
+                script_letter_counts(t, script_of(lang)) if i >= 0 else (0, 0) for i, t in zip(full, texts)
+            ]
+            own, other = torch.tensor(counts, dtype=torch.float32, device=device).T
+            self._letters_memo[key] = (own, other)
         return self._letters_memo[key]
 
     def restrict_vocabulary(self, triples: Sequence[Triple]) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from xqg.languages import SCRIPT_BLOCKS, letter_block, script_of
+from xqg.languages import script_letter_counts, script_of
 
 FUNCTION_WORDS = {
     "en": {"the", "what", "which", "who", "when", "where", "how", "is", "of", "in", "did", "was", "does"},
@@ -83,11 +83,8 @@ def letters(text: str) -> list[str]:
 
 def script_share(text: str, script: str) -> float:
     """Share of letters whose Unicode name starts with the script's prefix (0 for no letters)."""
-    chars = letters(text)
-    if not chars:
-        return 0.0
-    blocks = SCRIPT_BLOCKS[script]
-    return sum(letter_block(ch) in blocks for ch in chars) / len(chars)
+    own, other = script_letter_counts(text, script)
+    return own / (own + other) if own + other else 0.0
 
 
 def in_language(text: str, language: str, threshold: float = 0.5) -> bool:
