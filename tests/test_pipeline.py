@@ -299,6 +299,7 @@ def test_reader_is_the_same_whatever_ran_before_it(smoke_run, tmp_path):
         torch.rand(draws)  # whatever ran earlier in the process
         histories.append(qa.build_reader(ws, config)["history"])
         weights.append(load_file(str(ws.reader_checkpoint / "model.safetensors")))
+        assert not list(ws.reader_dir.glob("*training_state*"))  # the resume state goes with the saved model
     assert histories[0] and histories[0] == histories[1]
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

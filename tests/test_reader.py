@@ -1,7 +1,9 @@
-"""The reader: span selection across passages on a hand-made case, and a training step."""
+"""The reader: span selection across passages on a hand-made case, a training step, and training
+that resumes after a kill."""
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -9,6 +11,7 @@ import torch
 
 from xqg.models.tiny import tiny_encoder
 from xqg.qa.reader import QAExample, Reader
+from xqg.training.reader import ReaderTrainingArgs, train_reader
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +133,56 @@ def test_reader_training_step_lowers_the_loss(tiny, mlqa):
         loss.backward()
         optim.step()
     assert reader.loss(examples).item() < before
+
+
+def _english_examples(mlqa, n: int) -> list[QAExample]:
+    examples = []
+    for q in [q for q in mlqa.queries if q.language == "en"][:n]:
+        text = mlqa.passages[q.gold_passage].text
+        examples.append(QAExample(q.text, text, q.answers[0], text.find(q.answers[0])))
+    return examples
+
+
+def test_killed_reader_training_resumes_to_the_uninterrupted_weights(tiny, mlqa, tmp_path):
+    """A kill after 6 of 20 steps, then a rerun from the state file: the same weights and loss
+    history as one run (dropout's random stream, the batch order and the windows included), and
+    only the 14 missing steps are computed."""
+    examples = _english_examples(mlqa, 12)
+    args = ReaderTrainingArgs(steps=20, batch_size=4, learning_rate=1e-3, window_chars=120, seed=3)
+
+    def fresh() -> Reader:
+        torch.manual_seed(0)  # the span head, as step 06 draws it
+        return Reader.from_encoder(tiny.model, tiny.tokenizer, max_length=64)
+
+    assert tiny.model.config.hidden_dropout_prob > 0  # dropout draws from torch's stream
+    once = fresh()
+    history = train_reader(once, examples, args)
+
+    class Killed(Exception):
+        pass
+
+    state = tmp_path / "training_state.pt"
+    killed, calls = fresh(), []
+    loss = killed.loss
+
+    def dying_loss(batch):
+        calls.append(len(batch))
+        if len(calls) == 8:  # step 8 of 20: the state of step 6 (every tenth = 2 steps) is on disk
+            raise Killed
+        return loss(batch)
+
+    killed.loss = dying_loss
+    with pytest.raises(Killed):
+        train_reader(killed, examples, args, state)
+    assert torch.load(state, weights_only=False)["step"] == 6
+
+    resumed, calls = fresh(), []
+    loss = resumed.loss
+    resumed.loss = lambda batch: (calls.append(len(batch)), loss(batch))[1]
+    assert train_reader(resumed, examples, args, state) == history
+    assert len(calls) == 14
+    a, b = once.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # a state of other settings is refused, naming the file
+    with pytest.raises(ValueError, match="training_state.pt"):
+        train_reader(fresh(), examples, dataclasses.replace(args, steps=30), state)

@@ -4,19 +4,23 @@ Each step reads a batch of examples, each cut to a window of the context around 
 answer placed at a random point of the window), so that a short `max_length` still holds the
 answer; the loss is the start/end cross-entropy of `Reader.loss`. Linear warm-up and decay,
 optional bf16 autocast on CPU; the word-embedding table stays frozen by default (on CPU its
-optimiser update alone costs more than the layers); the caller saves the model.
+optimiser update alone costs more than the layers); the caller saves the model. Given a state
+file, training saves its state there every tenth of the steps and a killed run continues from
+it, to the same weights as a run never stopped.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from xqg.data.schema import Passage, Query
+from xqg.io import atomic_path
 from xqg.models.device import device_of
 from xqg.models.precision import autocast
 from xqg.qa.reader import QAExample, Reader
@@ -66,22 +70,56 @@ def answer_window(example: QAExample, window_chars: int, rng: random.Random) -> 
     return QAExample(example.question, text[lo:hi], example.answer, a - lo)
 
 
-def train_reader(reader: Reader, examples: Sequence[QAExample], args: ReaderTrainingArgs) -> list[dict]:
-    """Train in place; returns the loss history (mean over each tenth of the steps)."""
+def _trainable(reader: Reader) -> dict[str, torch.nn.Parameter]:
+    return {name: p for name, p in reader.model.named_parameters() if p.requires_grad}
+
+
+def train_reader(
+    reader: Reader,
+    examples: Sequence[QAExample],
+    args: ReaderTrainingArgs,
+    state_file: Path | None = None,
+) -> list[dict]:
+    """Train in place; returns the loss history (mean over each tenth of the steps).
+
+    With `state_file`, the trained weights, optimiser, schedule, both random streams and the
+    batch order are written there (atomically) after every tenth of the steps, and a call that
+    finds the file continues from it; the file names its args and examples, and a state of other
+    ones is refused. The caller removes it once the model is saved."""
     if not examples:
         raise ValueError("no reader training examples (no answer was found in its gold passage)")
     rng = random.Random(args.seed)
     torch.manual_seed(args.seed)
     if args.freeze_word_embeddings:
         reader.model.get_input_embeddings().weight.requires_grad_(False)
-    params = [p for p in reader.model.parameters() if p.requires_grad]
+    params = list(_trainable(reader).values())
     optim = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=0.01)
     sched = warmup_linear_decay(optim, int(args.warmup_fraction * args.steps), args.steps)
     order: list[int] = []
     history, window = [], []
     every = max(1, args.steps // 10)
+    first = 0
+    identity = {"args": asdict(args), "examples": len(examples)}
+    if state_file is not None and Path(state_file).exists():
+        state = torch.load(state_file, weights_only=False)
+        if state["identity"] != identity:
+            raise ValueError(
+                f"{state_file}: the reader training state of {state['identity']}, not of {identity}; "
+                "remove the file to train from the start"
+            )
+        with torch.no_grad():
+            for name, p in _trainable(reader).items():
+                p.copy_(state["weights"][name])
+        optim.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] is not None:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        first, order, history = state["step"], state["order"], state["history"]
+    on_cuda = device_of(reader.model).type == "cuda"
     reader.model.train()
-    for step in tqdm(range(args.steps), desc="train reader"):
+    for step in tqdm(range(first, args.steps), desc="train reader", initial=first, total=args.steps):
         if len(order) < args.batch_size:
             more = list(range(len(examples)))
             rng.shuffle(more)
@@ -99,5 +137,20 @@ def train_reader(reader: Reader, examples: Sequence[QAExample], args: ReaderTrai
         if (step + 1) % every == 0 or step + 1 == args.steps:
             history.append({"step": step + 1, "loss": sum(window) / len(window)})
             window = []
+            if state_file is not None and step + 1 < args.steps:  # a tenth ends with its window
+                state = {
+                    "identity": identity,
+                    "step": step + 1,
+                    "weights": {n: p.detach().clone() for n, p in _trainable(reader).items()},
+                    "optimizer": optim.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "rng": rng.getstate(),
+                    "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if on_cuda else None,
+                    "order": list(order),
+                    "history": list(history),
+                }
+                with atomic_path(state_file) as tmp:
+                    torch.save(state, tmp)
     reader.model.eval()
     return history

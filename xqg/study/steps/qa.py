@@ -68,8 +68,10 @@ def build_reader(ws: Workspace, config: Config) -> dict:
 
     `reader_model` is an encoder known to the study (e5-small-offline, tiny-*) that gets a fresh
     span head, or a Hugging Face QA model by name or path, fine-tuned for `reader_steps` (0: used
-    as is)."""
+    as is). Training resumes from its last tenth after a kill (a state file in the reader's
+    folder, which the recipe claims, so other parameters or code start afresh)."""
     c = config
+    state = ws.reader_dir / "training_state.pt"
     inputs = {"data": key_of(ws.data, "01_data")}
     claim(ws.reader_dir, Recipe(code_version(__name__), c.params(*READER_PARAMS), inputs))
     if ws.reader_checkpoint.exists() and ws.reader_record.exists():
@@ -89,7 +91,7 @@ def build_reader(ws: Workspace, config: Config) -> dict:
         args = ReaderTrainingArgs(
             c.reader_steps, c.reader_batch_size, c.reader_lr, dtype=c.reader_dtype, seed=c.seed
         )
-        history = train_reader(reader, examples, args)
+        history = train_reader(reader, examples, args, state)
     reader.save(ws.reader_checkpoint)
     info = {
         "model": c.reader_model,
@@ -99,6 +101,7 @@ def build_reader(ws: Workspace, config: Config) -> dict:
         "history": history,
     }
     write_json(ws.reader_record, info)
+    state.unlink(missing_ok=True)
     return info
 
 
