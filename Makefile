@@ -18,7 +18,7 @@ FORCE:
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  $(STEPS): one pipeline step (and what it needs)"
-	@echo "  PROFILE=$(PROFILE) (smoke | mini | mini-pointer | paper | paper-tuned | paper-xlmr | paper-released | paper-dryrun)"
+	@echo "  PROFILE=$(PROFILE) (smoke | mini | mini-gate | paper | paper-tuned | paper-xlmr | paper-released | paper-dryrun)"
 
 $(VENV): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv .venv

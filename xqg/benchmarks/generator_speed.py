@@ -1,13 +1,13 @@
 """Generation time of two profiles' trained generators on the same passages (step 03's sampling).
 
-A profile that changes the generator (``mini-pointer``'s pointer against ``mini``'s gate) must
+A profile that changes the generator (``mini``'s pointer against ``mini-gate``'s gate) must
 not cost `mini`'s budget in step 03: this times each profile's selected full generator writing its
 profile's `n_queries` per passage and generator language for the first `--passages` passages of
 the first profile's collection, through step 03's own sampling, in alternating rounds (the best
 of `--rounds` counts), and gives each time as a ratio to the first profile's. Step 02 of every
 profile must have run. Run it on a quiet machine:
 
-    python -m xqg.benchmarks.generator_speed mini mini-pointer --passages 100
+    python -m xqg.benchmarks.generator_speed mini-gate mini --passages 100
 """
 
 from __future__ import annotations
