@@ -15,7 +15,13 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from xqg.io import atomic_path, write_csv, write_text_atomic  # noqa: E402
-from xqg.metrics.significance import bootstrap_macro_mean, compare, holm, paired_t  # noqa: E402
+from xqg.metrics.significance import (  # noqa: E402
+    bootstrap_macro_mean,
+    compare,
+    holm,
+    paired_t,
+    paired_vectors,
+)
 from xqg.study.systems import System  # noqa: E402
 
 
@@ -128,7 +134,8 @@ def per_language_table(
 def significance_table(
     per_query: pd.DataFrame, metric: str, n_queries: int, correction: str = "holm"
 ) -> pd.DataFrame:
-    """Paired tests of xQG (n = n_queries) against the same encoder without it, per language."""
+    """Paired tests of xQG (n = n_queries) against the same encoder without it, per language, and
+    the 95% bootstrap interval of the change's macro mean (`macro_low`, `macro_high`, points)."""
     pq = per_query[
         (per_query.metric == metric) & (per_query.split == "test") & (per_query.perturbation == "none")
     ]
@@ -142,6 +149,9 @@ def significance_table(
             a = {lang: dict(zip(d.query_id, d.value)) for lang, d in base.groupby("language")}
             b = {lang: dict(zip(d.query_id, d.value)) for lang, d in sys_.groupby("language")}
             df = compare(a, b, correction=correction)
+            # the macro change's 95% bootstrap interval (questions resampled within language)
+            diffs = [np.subtract(*paired_vectors(b[lang], a[lang])) for lang in a]
+            _, df["macro_low"], df["macro_high"] = bootstrap_macro_mean(diffs, scale=100)
             df.insert(0, "encoder", f"{encoder} ({training})")
             df.insert(1, "xqg_system", System.from_row(sys_.iloc[0]).label)
             out.append(df.rename(columns={"group": "language"}))

@@ -251,7 +251,8 @@ def finding(significance: pd.DataFrame) -> str:
         sig = g[g.significant]
         where = ", ".join(f"{r.language} ({100 * r.delta:+.1f})" for r in sig.itertuples()) or "none"
         lines.append(
-            f"- {system}, {metric}: mean change over languages {100 * g.delta.mean():+.2f} points; "
+            f"- {system}, {metric}: mean change over languages {100 * g.delta.mean():+.2f} "
+            f"[{g.macro_low.iloc[0]:+.2f}, {g.macro_high.iloc[0]:+.2f}] points (95% bootstrap); "
             f"languages with a significant change (paired t-test, Holm over languages): {where}."
         )
     return "\n".join(lines)
