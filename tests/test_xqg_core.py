@@ -13,7 +13,12 @@ from xqg.generation.quality import in_language, passage_word_share, report, roun
 from xqg.generation.quality_table import held_out_columns, with_macro
 from xqg.generation.run import generate_collection, load_generated
 from xqg.generation.seq2seq import Seq2SeqGenerator, Seq2SeqTrainingArgs, fine_tune
-from xqg.generation.train_e5 import GeneratorTrainingArgs, train_e5_generator
+from xqg.generation.train_e5 import (
+    GeneratorTrainingArgs,
+    TrainingEncodings,
+    train_e5_generator,
+    training_passages,
+)
 from xqg.models.tiny import tiny_encoder, tiny_mt5
 from xqg.retrieval.augment import GeneratedEmbeddings, augment
 
@@ -329,6 +334,68 @@ def test_e5_restricted_vocabulary_draws_only_the_languages_pieces_and_what_it_co
         assert again.generate(held[:2], "zh", 2, max_new_tokens=6, seed=1) == plain.generate(
             held[:2], "zh", 2, max_new_tokens=6, seed=1
         )
+
+
+def test_e5_restricted_pointer_samples_score_only_the_pieces_they_can_draw(small_texts, mlqa, monkeypatch):
+    """A restricted pointer generator scores only the specials, the language's pieces and the
+    passages' pieces (`sampling_columns`): its samples are those of scoring the whole vocabulary
+    and masking the rest, seed for seed, with and without the script budget; an unrestricted
+    language and the gate score the whole vocabulary."""
+    enc, tr, texts, held = _tiny_e5_world(small_texts, mlqa)
+    gen = build_generator("tiny", ["de", "zh"], texts, n_layers=1, encoder=enc, copy_pointer=True).eval()
+    gen.restrict_vocabulary([t for t in tr if t.language == "de"])
+    states, mask = gen.encode_passages(held)
+    copy = gen.stack_copy(gen.copy_inputs(held))
+    allowed = gen.allowed_pieces("de")
+    columns = gen.sampling_columns(allowed, copy)
+    n_special = 3 + len(gen.languages)
+    assert columns[:n_special].tolist() == list(range(n_special))  # the specials keep their ids
+    want = set(torch.nonzero(allowed)[:, 0].tolist()) | set(copy.flatten().tolist()) | set(range(n_special))
+    assert columns.tolist() == sorted(want) and len(columns) < gen.vocab_size
+    assert gen.sampling_columns(gen.allowed_pieces("zh"), copy) is None  # zh is unrestricted
+    gate = build_generator("tiny", ["de", "zh"], texts, n_layers=1, encoder=enc)
+    assert gate.sampling_columns(allowed, copy) is None
+    with torch.no_grad():  # a trained-like decoder: sharp scores, the switch half on
+        gen.out_bias.normal_(0, 3, generator=torch.Generator().manual_seed(1))
+        gen.copy.bias.fill_(0.0)
+    for budget in (False, True):
+        gen.config.script_budget = budget
+        draws = {}
+        for scored in ("columns", "whole vocabulary"):
+            if scored == "whole vocabulary":
+                monkeypatch.setattr(E5QuestionGenerator, "sampling_columns", lambda self, a, c: None)
+            seed = torch.Generator().manual_seed(5)
+            draws[scored] = gen.sample_ids(states, mask, copy, "de", 4, 10, 8, seed)
+            monkeypatch.undo()
+        assert torch.equal(draws["columns"], draws["whole vocabulary"])
+        drawn = set(draws["columns"].flatten().tolist()) - {PAD, EOS}
+        assert drawn and drawn <= want  # ids of the whole vocabulary, among the drawable ones
+
+
+def test_e5_generators_share_the_frozen_encoders_work(small_texts, mlqa, tmp_path):
+    """Generators trained on one `TrainingEncodings` train as with encodings of their own (the
+    same history and weights); the encodings are made once, refuse a generator of another
+    vocabulary and name what they lack."""
+    enc, tr, texts, held = _tiny_e5_world(small_texts, mlqa)
+
+    def fresh(vocabulary=texts):
+        return build_generator("tiny", ["de", "zh"], vocabulary, n_layers=1, encoder=enc, copy_pointer=True)
+
+    alone, shared = fresh(), fresh()
+    own = train_e5_generator(alone, tr, held, held, _four_steps(tmp_path / "alone"))
+    encodings = TrainingEncodings(training_passages(tr, held), held)
+    seen = [t for t in tr if t.language == "de"]
+    first = train_e5_generator(fresh(), seen, held, held, _four_steps(tmp_path / "de"), encodings=encodings)
+    made = encodings.for_model(alone)  # already made: the first generator's, not remade
+    again = train_e5_generator(shared, tr, held, held, _four_steps(tmp_path / "shared"), encodings=encodings)
+    assert encodings.for_model(alone) is made and len(first) == 2
+    assert again == own
+    assert all(torch.equal(a, b) for a, b in zip(alone.state_dict().values(), shared.state_dict().values()))
+    with pytest.raises(ValueError, match="another encoder, vocabulary"):
+        encodings.for_model(fresh(texts[: len(texts) // 2]))
+    few = TrainingEncodings(held[:2], held)
+    with pytest.raises(ValueError, match=r"lack \d+ training or held-out passages"):
+        train_e5_generator(fresh(), tr, held, held, _four_steps(tmp_path / "few"), encodings=few)
 
 
 def _budget_breaks(seqs: torch.Tensor, own: torch.Tensor, other: torch.Tensor) -> int:

@@ -253,14 +253,19 @@ class E5QuestionGenerator(nn.Module):
         zeros = torch.zeros(mem_mask.shape, dtype=torch.float32, device=mem_mask.device)
         return zeros.masked_fill(mem_mask == 0, float("-inf"))[:, None, None, :]
 
-    def logits(self, tokens, states, mem_mask, copy, start: int = 0, caches=None, allowed=None):
+    def logits(self, tokens, states, mem_mask, copy, start: int = 0, caches=None, allowed=None, columns=None):
         """Scores for `tokens` at positions start..; `caches` as returned before (or None).
 
         `copy` is a `stack_copy` batch; `allowed` ([V'] bool, or None) the pieces the vocabulary
         may give (the copy mechanism's are kept). Scores are logits, or with the pointer
-        log-probabilities (either way a softmax gives the next piece's distribution)."""
+        log-probabilities (either way a softmax gives the next piece's distribution). With
+        `columns` (`sampling_columns`), scores are given for those pieces only, in their order, and
+        `copy` and `allowed` are in the same terms (the column of each piece, its mask by column)."""
         x, new = self._decode(tokens, states, mem_mask, start, caches)
-        out = x @ self.embed.weight.T + self.out_bias
+        weight, bias = self.embed.weight, self.out_bias
+        if columns is not None:
+            weight, bias = weight[columns], bias[columns]
+        out = x @ weight.T + bias
         if self.config.copy_pointer:
             if allowed is not None:
                 out = out.masked_fill(~allowed, float("-inf"))
@@ -289,6 +294,22 @@ class E5QuestionGenerator(nn.Module):
         allowed[[PAD, UNK]] = False
         allowed[EOS] = True
         return allowed
+
+    def sampling_columns(self, allowed: torch.Tensor | None, copy: torch.Tensor) -> torch.Tensor | None:
+        """The pieces a pointer generator's restricted sample can draw in this batch: the specials
+        (first, at their own ids), the allowed pieces and those the passages give to copy; None
+        (the whole vocabulary) without a restriction or without the pointer.
+
+        Scoring only these is the same distribution as scoring the whole vocabulary and masking
+        the rest (their probability is zero), at a fraction of the cost: a language's pieces are
+        about a tenth of the vocabulary, and the output layer and the passes over its scores were
+        most of a sampling step."""
+        if allowed is None or not self.config.copy_pointer:
+            return None
+        keep = allowed.clone()
+        keep[: 3 + len(self.languages)] = True
+        keep[copy.flatten()] = True
+        return torch.nonzero(keep)[:, 0]
 
     def script_letters(self, language: str) -> tuple[torch.Tensor, torch.Tensor]:
         """[V'] float counts of each piece's letters in `language`'s script and in any other."""
@@ -390,17 +411,25 @@ class E5QuestionGenerator(nn.Module):
         copy = copy.repeat_interleave(n, 0)
         lang = 3 + self.languages.index(normalise_code(language))
         allowed = self.allowed_pieces(language)
+        # pieces are drawn as columns of `columns` (the specials keep their ids) and mapped back at the end
+        columns = self.sampling_columns(allowed, copy)
+        if columns is not None:
+            column_of = torch.full((self.vocab_size,), PAD, dtype=torch.long, device=states.device)
+            column_of[columns] = torch.arange(len(columns), device=states.device)
+            copy, allowed = column_of[copy], allowed[columns]
         tokens = torch.full((b * n, 1), lang, dtype=torch.long, device=states.device)
         done = torch.zeros(b * n, dtype=torch.bool, device=states.device)
         if self.config.script_budget:  # letters written so far, in the language's script and in others
             own_letters, other_letters = self.script_letters(language)
+            if columns is not None:
+                own_letters, other_letters = own_letters[columns], other_letters[columns]
             foreign = (other_letters > 0)[None, :]
             own_n = torch.zeros(b * n, device=states.device)
             other_n = torch.zeros(b * n, device=states.device)
         out, caches, step_tokens = [], None, tokens
         max_new = min(max_new_tokens, self.pos.num_embeddings - 1)
         for t in range(max_new):
-            logits, caches = self.logits(step_tokens, states, mem_mask, copy, t, caches, allowed)
+            logits, caches = self.logits(step_tokens, states, mem_mask, copy, t, caches, allowed, columns)
             logits = logits[:, -1]
             logits[:, [PAD, UNK]] = float("-inf")
             logits[:, 3 : 3 + len(self.languages)] = float("-inf")
@@ -431,8 +460,11 @@ class E5QuestionGenerator(nn.Module):
             done |= nxt == EOS
             if done.all():
                 break
-            step_tokens = nxt[:, None]
-        return torch.stack(out, 1) if out else torch.zeros(b * n, 0, dtype=torch.long, device=states.device)
+            step_tokens = nxt[:, None] if columns is None else columns[nxt][:, None]
+        if not out:
+            return torch.zeros(b * n, 0, dtype=torch.long, device=states.device)
+        seqs = torch.stack(out, 1)
+        return seqs if columns is None else columns[seqs]
 
     def generate(
         self,

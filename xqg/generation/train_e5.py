@@ -62,6 +62,13 @@ def _pad_states(items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return states, mask
 
 
+def training_passages(train: Sequence[Triple], heldout: Sequence[Passage]) -> list[Passage]:
+    """The passages of the training triples (in their order) and the held-out ones."""
+    passages = {t.passage_id: Passage(t.passage_id, t.title, t.passage) for t in train}
+    passages.update({p.id: p for p in heldout})
+    return list(passages.values())
+
+
 class StateCache:
     """Encoder states and copy inputs of passages, computed once in batches."""
 
@@ -85,6 +92,39 @@ class StateCache:
         states, mask = _pad_states([self.states[i] for i in ids])
         copy = [self.copy[i] for i in ids]
         return states, mask, self.model.stack_copy([c.to_dense() if c.is_sparse else c for c in copy])
+
+
+class TrainingEncodings:
+    """The frozen encoder's work for training generators: decoder states of the training and
+    held-out passages (`StateCache`) and the retrieval embeddings of the collection the round trip
+    searches. Computed at the first generator's request and shared with every later generator of
+    the same encoder and vocabulary (step 02's variants), whose training then costs only its decoder."""
+
+    def __init__(self, passages: Sequence[Passage], collection: Sequence[Passage]):
+        self.passages = list({p.id: p for p in passages}.values())
+        self.collection = list(collection)
+        self._made: tuple[StateCache, tuple[list[str], np.ndarray]] | None = None
+
+    def for_model(self, model: E5QuestionGenerator) -> tuple[StateCache, tuple[list[str], np.ndarray]]:
+        """The passage states and (collection ids, embeddings), computed with `model`'s encoder the
+        first time."""
+        if self._made is None:
+            cache = StateCache(model, self.passages)
+            texts = [passage_text(p.title, p.text) for p in self.collection]
+            emb = model.encoder.encode(texts, "passage", max_length=256, progress=False)
+            self._made = cache, ([p.id for p in self.collection], emb)
+        cache = self._made[0]
+        first = cache.model
+        if model is not first and (
+            model.config.encoder_path != first.config.encoder_path
+            or model.config.copy_pointer != first.config.copy_pointer
+            or not torch.equal(model.full_of_reduced, first.full_of_reduced)
+        ):
+            raise ValueError(
+                "these encodings were made for a generator of another encoder, vocabulary or copy "
+                "mechanism; give this one its own TrainingEncodings"
+            )
+        return self._made
 
 
 @torch.no_grad()
@@ -143,8 +183,12 @@ def train_e5_generator(
     collection: Sequence[Passage],
     args: GeneratorTrainingArgs,
     on_evaluation: Callable[[int], None] | None = None,
+    encodings: TrainingEncodings | None = None,
 ) -> list[dict]:
     """Train, evaluate round-trip recall on `heldout` (retrieving from `collection`), keep the best.
+
+    `encodings` (covering the passages of `train` and `heldout`, and `collection`) shares the
+    frozen encoder's work with other generators; by default it is made here.
 
     Resumes from ``output_dir/last``. Returns the evaluation history (one dict per evaluation).
     `on_evaluation(step)` is called after each evaluation (a benchmark's clock; nothing it
@@ -157,19 +201,22 @@ def train_e5_generator(
     key = SELECTION[args.select]
     out = Path(args.output_dir)
     languages = sorted({t.language for t in train})
-    passages = {t.passage_id: Passage(t.passage_id, t.title, t.passage) for t in train}
-    passages.update({p.id: p for p in heldout})
     last = out / "last" / "trainer_state.pt"
     if last.exists():
         done = torch.load(last, weights_only=False)
         if done["step"] >= args.steps:  # finished before: nothing to recompute
             return done["history"]
-    cache = StateCache(model, list(passages.values()))
+    if encodings is None:
+        encodings = TrainingEncodings(training_passages(train, heldout), collection)
+    cache, (coll_ids, coll_emb) = encodings.for_model(model)
+    missing = {t.passage_id for t in train} | {p.id for p in heldout}
+    missing -= cache.states.keys()
+    if missing or coll_ids != [p.id for p in collection]:
+        raise ValueError(
+            f"the shared encodings lack {len(missing)} training or held-out passages (e.g. "
+            f"{sorted(missing)[:3]}) or were made for another collection"
+        )
     targets = [torch.tensor(model.target_ids(t.language, t.question)) for t in train]
-    coll_ids = [p.id for p in collection]
-    coll_emb = model.encoder.encode(
-        [passage_text(p.title, p.text) for p in collection], "passage", max_length=256, progress=False
-    )
     params = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: min(1.0, (s + 1) / args.warmup_steps))

@@ -15,7 +15,12 @@ from xqg.data.schema import Passage
 from xqg.generation.e5_generator import E5QuestionGenerator, build_generator, param_count
 from xqg.generation.prompts import Triple
 from xqg.generation.seq2seq import Seq2SeqGenerator, Seq2SeqTrainingArgs, fine_tune
-from xqg.generation.train_e5 import GeneratorTrainingArgs, train_e5_generator
+from xqg.generation.train_e5 import (
+    GeneratorTrainingArgs,
+    TrainingEncodings,
+    train_e5_generator,
+    training_passages,
+)
 from xqg.models.device import resolve_device
 from xqg.study.checks import check_before_work
 from xqg.study.config import (
@@ -100,12 +105,22 @@ def run(workspace: Workspace, config: Config) -> dict[str, dict]:
         raise ValueError("generator_staged needs a seen-only generator: set unseen_languages")
     out = {}
     order = sorted(variants, key=lambda v: v == "full") if staged else list(variants)  # a stage first
+    # the frozen encoder's states and collection embeddings, made once for every e5-decoder variant
+    encodings = shared_encodings(workspace) if config.generator_kind == "e5-decoder" else None
     for variant in order:
         if variant != "full" and config.generator_kind == "seq2seq" and config.generator_steps == 0:
             raise ValueError("a seen-only generator needs training: set generator_steps > 0")
         start = "seen-only" if staged and variant == "full" else None
-        out[variant] = train_generator(workspace, config, variant, variants[variant], start)
+        out[variant] = train_generator(workspace, config, variant, variants[variant], start, encodings)
     return out
+
+
+def shared_encodings(ws: Workspace) -> TrainingEncodings:
+    """What the frozen e5 encoder gives every variant's training: the states of all training
+    triples' passages and the held-out ones, the embeddings of the collection (made when first
+    asked for; nothing when every variant finished before)."""
+    heldout = list(ws.passages(ws.generator_heldout).values())
+    return TrainingEncodings(training_passages(ws.triples(), heldout), list(ws.passages().values()))
 
 
 def train_generator(
@@ -114,11 +129,13 @@ def train_generator(
     variant: str = "full",
     train_languages: Sequence[str] | None = None,
     start_from: str | None = None,
+    encodings: TrainingEncodings | None = None,
 ) -> dict:
     """Build or load one generator and train it on the triples of `train_languages` (all when None).
 
     With `start_from` (a variant step 02 trained before), training starts from that variant's
-    selected weights, with a fresh optimiser and schedule."""
+    selected weights, with a fresh optimiser and schedule. An e5-decoder generator takes the frozen
+    encoder's work from `encodings` when given (shared between variants)."""
     out = ws.generator_dir(variant)
     inputs = {"data": key_of(ws.data, "01_data")}
     if start_from is not None:
@@ -145,6 +162,7 @@ def train_generator(
             heldout,
             collection,
             GeneratorTrainingArgs(**schedule, dtype=config.generator_dtype, select=config.generator_select),
+            encodings=encodings,
         )
         return {
             "history": history,
