@@ -473,6 +473,38 @@ def test_make_checks_every_steps_parameters_before_the_first_step(tmp_path):
     assert "| $(VENV) params-ok" in rule and "check-params $(PROFILE)" in rule
 
 
+def test_reader_curve_gives_step_06s_gold_scores_and_reuses_its_readers(smoke_run, tmp_path):
+    """The reader's quality-against-steps benchmark (issue 12) trains step 06's reader in folders of
+    its own: at step 06's step count it gives step 06's gold-passage EM and F1 in every language,
+    the study's reader stays untouched, a rerun reuses a trained count and other settings retrain."""
+    import pandas as pd
+
+    from xqg.benchmarks.reader_curve import curve
+    from xqg.study.steps import qa
+
+    ws = copy_workspace(smoke_run, tmp_path)
+    study_reader = digest(ws.reader_checkpoint / "model.safetensors")
+    steps = qa.Config.load("smoke").reader_steps
+    rows = curve("smoke", [1, steps], tmp_path / "curve", ws=ws)
+    assert rows["steps"].tolist() == [1, steps] and (rows["seconds"] > 0).all()
+    metrics = pd.read_csv(smoke_run / "results" / "smoke" / "metrics_qa.csv", keep_default_na=False)
+    gold = metrics[metrics.encoder == "gold passage"]
+    languages = {q.language for q in qa.scored_questions(ws)}
+    assert sorted(gold.metric + " " + gold.language) == sorted(
+        f"{m} {lang}" for m in ("EM", "F1") for lang in [*languages, "macro"]
+    )
+    for r in gold.itertuples():
+        assert rows.iloc[1][f"{r.metric} {r.language}"] == r.value
+    assert rows.iloc[0]["F1 macro"] != rows.iloc[1]["F1 macro"]  # one step is another reader
+    assert digest(ws.reader_checkpoint / "model.safetensors") == study_reader
+    again = curve("smoke", [steps], tmp_path / "curve", ws=ws)  # trained before: reused, with its clock
+    assert again.iloc[0].equals(rows.iloc[1])
+    other = curve("smoke", [steps], tmp_path / "curve", {"reader_lr": 1e-2}, ws)  # retrained
+    assert other.iloc[0]["seconds"] != rows.iloc[1]["seconds"]
+    with pytest.raises(FileNotFoundError, match="run step 01"):
+        curve("smoke", [1], tmp_path / "none", ws=Workspace("smoke", tmp_path / "empty"))
+
+
 def test_generator_curve_trains_its_own_copy_and_resumes(smoke_run, tmp_path):
     """The quality-against-steps benchmark (issue 12) trains step 02's e5-decoder in a folder of
     its own: one row per evaluation, the study's generator untouched, a rerun resumes."""

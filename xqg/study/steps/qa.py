@@ -9,11 +9,14 @@ gold passage alone is the upper bound: the gap to it is what retrieval loses. Re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import torch
 
+from xqg.data.schema import Query
 from xqg.io import read_json, write_csv, write_json
 from xqg.models.device import resolve_device
 from xqg.qa.reader import Reader
@@ -63,19 +66,22 @@ READER_PARAMS = (
 )
 
 
-def build_reader(ws: Workspace, config: Config) -> dict:
+def build_reader(ws: Workspace, config: Config, folder: Path | None = None) -> dict:
     """Train the reader (once; a finished one is reused) and return its training record.
 
     `reader_model` is an encoder known to the study (e5-small-offline, tiny-*) that gets a fresh
     span head, or a Hugging Face QA model by name or path, fine-tuned for `reader_steps` (0: used
     as is). Training resumes from its last tenth after a kill (a state file in the reader's
-    folder, which the recipe claims, so other parameters or code start afresh)."""
+    folder, which the recipe claims, so other parameters or code start afresh). `folder` (default:
+    the workspace's reader folder) holds it, as ``final`` and ``training.json``."""
     c = config
-    state = ws.reader_dir / "training_state.pt"
+    folder = folder or ws.reader_dir
+    checkpoint, record = folder / ws.reader_checkpoint.name, folder / ws.reader_record.name
+    state = folder / "training_state.pt"
     inputs = {"data": key_of(ws.data, "01_data")}
-    claim(ws.reader_dir, Recipe(code_version(__name__), c.params(*READER_PARAMS), inputs))
-    if ws.reader_checkpoint.exists() and ws.reader_record.exists():
-        return read_json(ws.reader_record)
+    claim(folder, Recipe(code_version(__name__), c.params(*READER_PARAMS), inputs))
+    if checkpoint.exists() and record.exists():
+        return read_json(record)
     torch.manual_seed(c.seed)  # the fresh span head is drawn from torch's global generator
     if c.reader_model == OFFLINE_E5 or c.reader_model in TINY_ENCODERS:
         enc = load_encoder(c.reader_model, ws, c.device)
@@ -92,7 +98,7 @@ def build_reader(ws: Workspace, config: Config) -> dict:
             c.reader_steps, c.reader_batch_size, c.reader_lr, dtype=c.reader_dtype, seed=c.seed
         )
         history = train_reader(reader, examples, args, state)
-    reader.save(ws.reader_checkpoint)
+    reader.save(checkpoint)
     info = {
         "model": c.reader_model,
         "steps": c.reader_steps,
@@ -100,9 +106,19 @@ def build_reader(ws: Workspace, config: Config) -> dict:
         "layers": reader.model.config.num_hidden_layers,
         "history": history,
     }
-    write_json(ws.reader_record, info)
+    write_json(record, info)
     state.unlink(missing_ok=True)
     return info
+
+
+def scored_questions(ws: Workspace) -> list[Query]:
+    """The test questions QA scores: those with answers."""
+    return [q for q in ws.queries("eval") if q.answers]
+
+
+def gold_run(questions: Sequence[Query]) -> dict[str, list[tuple[str, float]]]:
+    """The gold-passage upper bound's 'retrieval': each question's gold passage alone."""
+    return {q.id: [(q.gold_passage, 1.0)] for q in questions if q.gold_passage}
 
 
 def run(workspace: Workspace, config: Config) -> dict:
@@ -113,7 +129,7 @@ def run(workspace: Workspace, config: Config) -> dict:
     c, ws = config, workspace
     training = build_reader(ws, c)
     cache = EmbeddingCache.for_step(ws, c)
-    test = [q for q in ws.queries("eval") if q.answers]
+    test = scored_questions(ws)
     reader = load_reader(ws, c.reader_max_length, c.device)
     reads = open_reads(ws, c.reader_max_length, c.reader_dtype, c.read_batch_size)
     systems = [
@@ -123,9 +139,9 @@ def run(workspace: Workspace, config: Config) -> dict:
         if not s.xqg or s.n_queries == c.n_queries  # no n ablation for QA
     ]
     rows, per_query, preds = [], [], []
-    gold_run = {q.id: [(q.gold_passage, 1.0)] for q in test if q.gold_passage}
+    gold = gold_run(test)
     for system in [GOLD, *systems]:
-        run = gold_run if system == GOLD else cache.run(system, test, "test", k=c.qa_top_k)
+        run = gold if system == GOLD else cache.run(system, test, "test", k=c.qa_top_k)
         top_k = 1 if system == GOLD else c.qa_top_k
         answers = answer_queries(
             reads, reader, test, run, cache.collection, top_k, c.read_batch_size, c.reader_dtype
