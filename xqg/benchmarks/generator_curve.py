@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from xqg.benchmarks import save_table
+from xqg.benchmarks import add_set_option, save_table, set_overrides
 from xqg.generation.train_e5 import GeneratorTrainingArgs, train_e5_generator
 from xqg.study.provenance import Recipe, claim, code_version, key_of
 from xqg.study.steps import data, train_generator
@@ -89,15 +88,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--profile", default="mini")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--eval-every", type=int, default=250)
-    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a step 01/02 parameter")
+    add_set_option(ap, "a step 01/02 parameter")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/generator_curve"))
     args = ap.parse_args(argv)
-    overrides = {}
-    for item in args.set:
-        name, sep, value = item.partition("=")
-        if not sep:
-            ap.error(f"--set {item!r}: expected NAME=VALUE")
-        overrides[name] = yaml.safe_load(value)
+    overrides = set_overrides(ap, args.set)
     rows = curve(args.profile, args.steps, args.eval_every, args.out, overrides)
     print(save_table(rows, args.out, "curve"))
     return rows

@@ -24,11 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from xqg.generation.run import generate_collection
 from xqg.study.generators import load_trained_generator
 from xqg.study.provenance import Recipe
 from xqg.study.steps import generate
-from xqg.study.workspace import PassageRows, Workspace, save_passages
+from xqg.study.workspace import Workspace, save_passages
 
 
 def measure(profiles: list[str], passages: int, rounds: int = 2) -> dict[str, dict]:
@@ -77,17 +76,7 @@ def measure_scoring(profile: str, passages: int, rounds: int = 2) -> dict[str, d
                 gen._state_memo = None  # each run encodes its passages, as step 03's jobs do
                 target = root / f"{r}-{scoring}.jsonl"
                 start = time.perf_counter()
-                generate_collection(
-                    gen,
-                    PassageRows(collection),
-                    config.generator_languages,
-                    config.n_queries,
-                    target,
-                    top_k=config.top_k,
-                    max_new_tokens=config.max_new_tokens,
-                    batch_size=config.generation_batch_size,
-                    seed=config.seed,
-                )
+                generate.sample_collection(gen, config, collection, config.n_queries, target)
                 seconds[scoring].append(time.perf_counter() - start)
                 texts[scoring] = target.read_text()
     base = min(seconds["whole vocabulary"])

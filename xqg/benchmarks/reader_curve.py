@@ -23,9 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from xqg.benchmarks import save_table
+from xqg.benchmarks import add_set_option, save_table, set_overrides
 from xqg.models.device import resolve_device
 from xqg.qa.reader import Reader
 from xqg.study.reading import ReadCache, answer_queries, qa_scores
@@ -80,15 +79,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--profile", default="mini")
     ap.add_argument("--steps", type=int, nargs="+", required=True)
-    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a step 06 parameter")
+    add_set_option(ap, "a step 06 parameter")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/reader_curve"))
     args = ap.parse_args(argv)
-    overrides = {}
-    for item in args.set:
-        name, sep, value = item.partition("=")
-        if not sep:
-            ap.error(f"--set {item!r}: expected NAME=VALUE")
-        overrides[name] = yaml.safe_load(value)
+    overrides = set_overrides(ap, args.set)
     rows = curve(args.profile, args.steps, args.out, overrides)
     print(save_table(rows, args.out, "curve"))
     return rows

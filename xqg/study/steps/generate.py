@@ -21,6 +21,7 @@ import torch
 from xqg.generation.quality import report, round_trip, samples
 from xqg.generation.quality_table import held_out_columns, with_macro
 from xqg.generation.run import (
+    QueryGenerator,
     done_marker,
     generate_collection,
     import_released_queries,
@@ -127,6 +128,32 @@ def generate(ws: Workspace, config: Config, variant: str = "full") -> None:
     _sample(ws, config, variant, ws.collection, config.n_queries, out, recipe)
 
 
+def sample_collection(
+    generator: QueryGenerator,
+    config: Config,
+    collection: Path,
+    n: int,
+    out: Path,
+    shard: int = 0,
+    num_shards: int = 1,
+) -> Path:
+    """`n` questions per passage of `collection` and generator language by `generator`, with
+    step 03's sampling settings, into `out` (shard `shard` of `num_shards`)."""
+    return generate_collection(
+        generator,
+        PassageRows(collection),  # the shard's rows are read, not the collection
+        config.generator_languages,
+        n,
+        out,
+        top_k=config.top_k,
+        max_new_tokens=config.max_new_tokens,
+        batch_size=config.generation_batch_size,
+        seed=config.seed,
+        shard=shard,
+        num_shards=num_shards,
+    )
+
+
 @dataclass(frozen=True)
 class ShardJob:
     """One shard of a generation run, as a picklable job: loads the collection and the generator
@@ -149,18 +176,14 @@ class ShardJob:
         started = time.time()
         if c.executor != "inline":  # a job process uses the cores it was given, not the machine's
             torch.set_num_threads(c.job_cpus)
-        generate_collection(
+        sample_collection(
             load_trained_generator(self.ws, c.generator_kind, self.variant, c.device),
-            PassageRows(self.collection),  # this shard's rows are read, not the collection
-            c.generator_languages,
+            c,
+            self.collection,
             self.n,
             path,
-            top_k=c.top_k,
-            max_new_tokens=c.max_new_tokens,
-            batch_size=c.generation_batch_size,
-            seed=c.seed,
-            shard=shard,
-            num_shards=num_shards,
+            shard,
+            num_shards,
         )
         with open(path, "rb") as f:
             lines = sum(1 for _ in f)
