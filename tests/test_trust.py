@@ -121,6 +121,31 @@ def test_a_staged_full_generator_starts_from_the_seen_only_one(smoke_run, tmp_pa
         train_generator.run(ws, train_generator.Config.load("smoke", {"unseen_languages": []}))
 
 
+def test_step_03_builds_the_query_sums_step_05_reads(smoke_run, tmp_path, capsys):
+    """Step 03 built the full generator's sums before the seen-only queries existed, without
+    RQ1's seen-language group, so step 05 rebuilt them: every generated query encoded twice (in
+    `mini` about 280 of step 05's 332 s)."""
+    from xqg.study.encoding import EmbeddingCache
+    from xqg.study.steps import generate, retrieve
+
+    ws = copy_workspace(smoke_run, tmp_path)
+    one_group_each = {"routed_sums": False}  # else smoke's one seen language is its routed group
+    emb = ws.embeddings_dir("tiny-xlm-roberta", "zero-shot", "float32")
+    seen_only = ws.generated_queries("seen-only")
+    shards = seen_only.with_name(seen_only.name + ".shards")
+    for path in (seen_only, shards, emb / "sums", emb / "sums-seen-only"):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()  # as before a cold step 03
+    generate.run(ws, generate.Config.load("smoke", one_group_each))
+    meta = emb / "sums" / "meta.json"
+    assert [g["languages"] for g in json.loads(meta.read_text())["groups"]] == [None, ["de"]]
+    built = meta.stat().st_mtime_ns
+    capsys.readouterr()
+    cache = EmbeddingCache.for_step(ws, retrieve.Config.load("smoke", one_group_each))
+    for variant in ("full", "seen-only"):
+        cache.query_sums("tiny-xlm-roberta", "zero-shot", variant)
+    assert "rebuilding" not in capsys.readouterr().out and meta.stat().st_mtime_ns == built
+
+
 # --- 2. a killed step 02 resumes to the same result ---------------------------------------------
 class _Killed(Exception):
     pass
