@@ -186,3 +186,23 @@ def test_killed_reader_training_resumes_to_the_uninterrupted_weights(tiny, mlqa,
     # a state of other settings is refused, naming the file
     with pytest.raises(ValueError, match="training_state.pt"):
         train_reader(fresh(), examples, dataclasses.replace(args, steps=30), state)
+
+
+def test_frozen_lower_layers_keep_their_weights_and_the_rest_trains(tiny, mlqa):
+    """`freeze_layers`: the embeddings and the lowest layers stay as they were (no gradient reaches
+    them, so AdamW's weight decay leaves them too); the layers above and the span head train."""
+    torch.manual_seed(0)
+    reader = Reader.from_encoder(tiny.model, tiny.tokenizer, max_length=64)
+    layers = len(reader.model.bert.encoder.layer)
+    assert layers >= 2
+    before = {k: v.clone() for k, v in reader.model.state_dict().items()}
+    args = ReaderTrainingArgs(steps=3, batch_size=4, learning_rate=1e-3, window_chars=120, freeze_layers=1)
+    train_reader(reader, _english_examples(mlqa, 8), args)
+    after = reader.model.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    trained_layers = {int(k.split(".")[3]) for k in changed if k.startswith("bert.encoder.layer.")}
+    assert trained_layers == set(range(1, layers))
+    assert not [k for k in changed if k.startswith("bert.embeddings.")]
+    assert [k for k in changed if k.startswith("qa_outputs.")]
+    with pytest.raises(ValueError, match=f"freeze_layers must be 0..{layers}"):
+        train_reader(reader, _english_examples(mlqa, 8), dataclasses.replace(args, freeze_layers=layers + 1))

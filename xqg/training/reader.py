@@ -4,7 +4,9 @@ Each step reads a batch of examples, each cut to a window of the context around 
 answer placed at a random point of the window), so that a short `max_length` still holds the
 answer; the loss is the start/end cross-entropy of `Reader.loss`. Linear warm-up and decay,
 optional bf16 autocast on CPU; the word-embedding table stays frozen by default (on CPU its
-optimiser update alone costs more than the layers); the caller saves the model. Given a state
+optimiser update alone costs more than the layers), and `freeze_layers` keeps the embeddings and
+the lowest encoder layers fixed too, so the backward pass stops above them; the caller saves the
+model. Given a state
 file, training saves its state there every tenth of the steps and a killed run continues from
 it, to the same weights as a run never stopped.
 """
@@ -39,6 +41,7 @@ class ReaderTrainingArgs:
     dtype: str = "float32"  # or bfloat16 (CPU autocast)
     freeze_word_embeddings: bool = True  # a 250k-piece table: most of the parameters, few of them seen
     seed: int = 0
+    freeze_layers: int = 0  # the embeddings and this many lowest encoder layers stay fixed (0: none)
 
 
 def qa_examples(queries: Sequence[Query], passages: dict[str, Passage]) -> list[QAExample]:
@@ -70,6 +73,21 @@ def answer_window(example: QAExample, window_chars: int, rng: random.Random) -> 
     return QAExample(example.question, text[lo:hi], example.answer, a - lo)
 
 
+def freeze_lower_layers(model: torch.nn.Module, n: int) -> None:
+    """Keep the embeddings and the `n` lowest layers of a BERT-like model's encoder (its
+    ``encoder.layer`` stack) fixed: no gradient reaches them, so backward stops above them."""
+    base = getattr(model, getattr(model, "base_model_prefix", ""), model)
+    layers = getattr(getattr(base, "encoder", None), "layer", None)
+    if layers is None or not hasattr(base, "embeddings"):
+        raise ValueError(f"freeze_layers: {type(model).__name__} has no BERT-like encoder.layer to freeze")
+    if not 0 <= n <= len(layers):
+        raise ValueError(f"freeze_layers must be 0..{len(layers)} (the encoder's layers), got {n}")
+    if n:
+        base.embeddings.requires_grad_(False)
+        for layer in layers[:n]:
+            layer.requires_grad_(False)
+
+
 def _trainable(reader: Reader) -> dict[str, torch.nn.Parameter]:
     return {name: p for name, p in reader.model.named_parameters() if p.requires_grad}
 
@@ -92,6 +110,7 @@ def train_reader(
     torch.manual_seed(args.seed)
     if args.freeze_word_embeddings:
         reader.model.get_input_embeddings().weight.requires_grad_(False)
+    freeze_lower_layers(reader.model, args.freeze_layers)
     params = list(_trainable(reader).values())
     optim = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=0.01)
     sched = warmup_linear_decay(optim, int(args.warmup_fraction * args.steps), args.steps)

@@ -47,6 +47,9 @@ class Config(EncodingConfig):
     reader_batch_size: Count = arg("training examples per step")
     reader_lr: Rate = arg("AdamW learning rate")
     reader_layers: Amount = arg("keep only the encoder's lowest layers (0 for all)")
+    reader_freeze_layers: Amount = arg(
+        "training keeps the embeddings and this many lowest encoder layers fixed (0: none)", default=0
+    )
     reader_max_length: Count = arg("tokens per read (question + passage window)")
     reader_dtype: Dtype = arg("float32 or bfloat16 (CPU autocast) for training and reading")
     qa_top_k: Count = arg("passages the reader reads per question")
@@ -61,6 +64,7 @@ READER_PARAMS = (
     "reader_batch_size",
     "reader_lr",
     "reader_layers",
+    "reader_freeze_layers",
     "reader_max_length",
     "reader_dtype",
 )
@@ -95,7 +99,12 @@ def build_reader(ws: Workspace, config: Config, folder: Path | None = None) -> d
     history = []
     if c.reader_steps > 0:
         args = ReaderTrainingArgs(
-            c.reader_steps, c.reader_batch_size, c.reader_lr, dtype=c.reader_dtype, seed=c.seed
+            c.reader_steps,
+            c.reader_batch_size,
+            c.reader_lr,
+            dtype=c.reader_dtype,
+            seed=c.seed,
+            freeze_layers=c.reader_freeze_layers,
         )
         history = train_reader(reader, examples, args, state)
     reader.save(checkpoint)
