@@ -336,7 +336,7 @@ def test_e5_restricted_vocabulary_draws_only_the_languages_pieces_and_what_it_co
         )
 
 
-def test_e5_restricted_pointer_samples_score_only_the_pieces_they_can_draw(small_texts, mlqa, monkeypatch):
+def test_e5_restricted_pointer_samples_score_only_the_pieces_they_can_draw(small_texts, mlqa):
     """A restricted pointer generator scores only the specials, the language's pieces and the
     passages' pieces (`sampling_columns`): its samples are those of scoring the whole vocabulary
     and masking the rest, seed for seed, with and without the script budget; an unrestricted
@@ -362,11 +362,11 @@ def test_e5_restricted_pointer_samples_score_only_the_pieces_they_can_draw(small
         gen.config.script_budget = budget
         draws = {}
         for scored in ("columns", "whole vocabulary"):
-            if scored == "whole vocabulary":
-                monkeypatch.setattr(E5QuestionGenerator, "sampling_columns", lambda self, a, c: None)
+            gen.score_every_piece = scored == "whole vocabulary"
             seed = torch.Generator().manual_seed(5)
             draws[scored] = gen.sample_ids(states, mask, copy, "de", 4, 10, 8, seed)
-            monkeypatch.undo()
+        assert gen.sampling_columns(allowed, copy) is None  # the switch is still on
+        gen.score_every_piece = False
         assert torch.equal(draws["columns"], draws["whole vocabulary"])
         drawn = set(draws["columns"].flatten().tolist()) - {PAD, EOS}
         assert drawn and drawn <= want  # ids of the whole vocabulary, among the drawable ones

@@ -69,11 +69,8 @@ def measure_scoring(profile: str, passages: int, rounds: int = 2) -> dict[str, d
         save_passages(collection, dict(list(ws.passages().items())[:passages]))
         for r in range(rounds):
             for scoring in seconds:
-                if scoring == "whole vocabulary":  # this instance only: the baseline's scoring
-                    gen.sampling_columns = lambda allowed, copy: None
-                else:
-                    gen.__dict__.pop("sampling_columns", None)
-                gen._state_memo = None  # each run encodes its passages, as step 03's jobs do
+                gen.score_every_piece = scoring == "whole vocabulary"
+                gen.forget_passages()  # each run encodes its passages, as step 03's jobs do
                 target = root / f"{r}-{scoring}.jsonl"
                 start = time.perf_counter()
                 generate.sample_collection(gen, config, collection, config.n_queries, target)

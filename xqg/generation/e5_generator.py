@@ -141,6 +141,14 @@ class DecoderLayer(nn.Module):
                 mine.bias.copy_(theirs.bias)
 
 
+def stack_copy_inputs(items: Sequence[torch.Tensor], pointer: bool) -> torch.Tensor:
+    """One batch of `E5QuestionGenerator.copy_inputs` rows: the pointer's piece ids padded with
+    PAD ([B, L]), or the gate's masks stacked ([B, V'])."""
+    if pointer:
+        return torch.nn.utils.rnn.pad_sequence(list(items), batch_first=True, padding_value=PAD)
+    return torch.stack(list(items))
+
+
 class E5QuestionGenerator(nn.Module):
     """Frozen e5 encoder + shallow warm-started decoder over a restricted vocabulary."""
 
@@ -149,6 +157,8 @@ class E5QuestionGenerator(nn.Module):
     def __init__(self, encoder: Encoder, config: GeneratorConfig, warm_start: bool = True):
         super().__init__()
         self.config = config
+        # the scoring benchmark's baseline: every piece scored, then masked (`sampling_columns`)
+        self.score_every_piece = False
         self._state_memo: tuple[tuple[str, ...], tuple] | None = None
         self._letters_memo: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self.encoder = encoder  # shared with retrieval; frozen here
@@ -229,10 +239,8 @@ class E5QuestionGenerator(nn.Module):
         return [row[: int(n)] for row, n in zip(ids, batch["attention_mask"].sum(1))]
 
     def stack_copy(self, items: Sequence[torch.Tensor]) -> torch.Tensor:
-        """One batch of `copy_inputs` rows: ids padded with PAD ([B, L]), or masks stacked ([B, V'])."""
-        if self.config.copy_pointer:
-            return torch.nn.utils.rnn.pad_sequence(list(items), batch_first=True, padding_value=PAD)
-        return torch.stack(list(items))
+        """One batch of `copy_inputs` rows (`stack_copy_inputs` for this generator's mechanism)."""
+        return stack_copy_inputs(items, self.config.copy_pointer)
 
     def copy_mask(self, passages: Sequence[Passage]) -> torch.Tensor:
         """[B, V'] 1.0 where a reduced-vocabulary piece occurs in the passage."""
@@ -298,13 +306,14 @@ class E5QuestionGenerator(nn.Module):
     def sampling_columns(self, allowed: torch.Tensor | None, copy: torch.Tensor) -> torch.Tensor | None:
         """The pieces a pointer generator's restricted sample can draw in this batch: the specials
         (first, at their own ids), the allowed pieces and those the passages give to copy; None
-        (the whole vocabulary) without a restriction or without the pointer.
+        (the whole vocabulary) without a restriction, without the pointer or with
+        `score_every_piece` set.
 
         Scoring only these is the same distribution as scoring the whole vocabulary and masking
         the rest (their probability is zero), at a fraction of the cost: a language's pieces are
         about a tenth of the vocabulary, and the output layer and the passes over its scores were
         most of a sampling step."""
-        if allowed is None or not self.config.copy_pointer:
+        if allowed is None or not self.config.copy_pointer or self.score_every_piece:
             return None
         keep = allowed.clone()
         keep[: 3 + len(self.languages)] = True
@@ -489,6 +498,10 @@ class E5QuestionGenerator(nn.Module):
         return self.decode_samples(
             self.sample_ids(states, mask, copy, language, n, top_k, max_new_tokens, g), n
         )
+
+    def forget_passages(self) -> None:
+        """Drop the encoder states `generate` keeps of its last batch (a timed run starts cold)."""
+        self._state_memo = None
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, out_dir: str | Path) -> None:

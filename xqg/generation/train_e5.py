@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from xqg.data.schema import Passage
-from xqg.generation.e5_generator import PAD, E5QuestionGenerator
+from xqg.generation.e5_generator import PAD, E5QuestionGenerator, stack_copy_inputs
 from xqg.generation.prompts import Triple
 from xqg.generation.quality import in_language
 from xqg.io import atomic_dir, write_json
@@ -73,7 +73,7 @@ class StateCache:
     """Encoder states and copy inputs of passages, computed once in batches."""
 
     def __init__(self, model: E5QuestionGenerator, passages: Sequence[Passage], batch_size: int = 16):
-        self.model = model
+        self.pointer = model.config.copy_pointer  # how the copy inputs stack (not the model itself)
         self.states: dict[str, torch.Tensor] = {}
         self.copy: dict[str, torch.Tensor] = {}
         for s in tqdm(
@@ -91,7 +91,8 @@ class StateCache:
         """Padded states, masks and the copy batch of passages."""
         states, mask = _pad_states([self.states[i] for i in ids])
         copy = [self.copy[i] for i in ids]
-        return states, mask, self.model.stack_copy([c.to_dense() if c.is_sparse else c for c in copy])
+        dense = [c.to_dense() if c.is_sparse else c for c in copy]
+        return states, mask, stack_copy_inputs(dense, self.pointer)
 
 
 class TrainingEncodings:
@@ -104,22 +105,23 @@ class TrainingEncodings:
         self.passages = list({p.id: p for p in passages}.values())
         self.collection = list(collection)
         self._made: tuple[StateCache, tuple[list[str], np.ndarray]] | None = None
+        # what the first generator's encodings fit (its encoder, copy mechanism and vocabulary), kept
+        # rather than the generator itself
+        self._made_for: tuple[str, bool, torch.Tensor] | None = None
 
     def for_model(self, model: E5QuestionGenerator) -> tuple[StateCache, tuple[list[str], np.ndarray]]:
         """The passage states and (collection ids, embeddings), computed with `model`'s encoder the
         first time."""
+        path, pointer = model.config.encoder_path, model.config.copy_pointer
+        vocabulary = model.full_of_reduced
         if self._made is None:
             cache = StateCache(model, self.passages)
             texts = [passage_text(p.title, p.text) for p in self.collection]
             emb = model.encoder.encode(texts, "passage", max_length=256, progress=False)
             self._made = cache, ([p.id for p in self.collection], emb)
-        cache = self._made[0]
-        first = cache.model
-        if model is not first and (
-            model.config.encoder_path != first.config.encoder_path
-            or model.config.copy_pointer != first.config.copy_pointer
-            or not torch.equal(model.full_of_reduced, first.full_of_reduced)
-        ):
+            self._made_for = (path, pointer, vocabulary.clone())
+        made_path, made_pointer, made_vocabulary = self._made_for
+        if (path, pointer) != (made_path, made_pointer) or not torch.equal(vocabulary, made_vocabulary):
             raise ValueError(
                 "these encodings were made for a generator of another encoder, vocabulary or copy "
                 "mechanism; give this one its own TrainingEncodings"
