@@ -11,7 +11,7 @@ import torch
 
 from xqg.models.tiny import tiny_encoder
 from xqg.qa.reader import QAExample, Reader
-from xqg.training.reader import ReaderTrainingArgs, train_reader
+from xqg.training.reader import ReaderTrainingArgs, freeze_lower_layers, train_reader
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +206,6 @@ def test_frozen_lower_layers_keep_their_weights_and_the_rest_trains(tiny, mlqa):
     assert [k for k in changed if k.startswith("qa_outputs.")]
     with pytest.raises(ValueError, match=f"freeze_layers must be 0..{layers}"):
         train_reader(reader, _english_examples(mlqa, 8), dataclasses.replace(args, freeze_layers=layers + 1))
+    freeze_lower_layers(torch.nn.Linear(2, 2), 0)  # nothing to freeze: any model trains as before
+    with pytest.raises(ValueError, match="Linear has no BERT-like encoder.layer"):
+        freeze_lower_layers(torch.nn.Linear(2, 2), 1)

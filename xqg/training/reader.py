@@ -6,9 +6,8 @@ answer; the loss is the start/end cross-entropy of `Reader.loss`. Linear warm-up
 optional bf16 autocast on CPU; the word-embedding table stays frozen by default (on CPU its
 optimiser update alone costs more than the layers), and `freeze_layers` keeps the embeddings and
 the lowest encoder layers fixed too, so the backward pass stops above them; the caller saves the
-model. Given a state
-file, training saves its state there every tenth of the steps and a killed run continues from
-it, to the same weights as a run never stopped.
+model. Given a state file, training saves its state there every tenth of the steps and a killed
+run continues from it, to the same weights as a run never stopped.
 """
 
 from __future__ import annotations
@@ -75,17 +74,19 @@ def answer_window(example: QAExample, window_chars: int, rng: random.Random) -> 
 
 def freeze_lower_layers(model: torch.nn.Module, n: int) -> None:
     """Keep the embeddings and the `n` lowest layers of a BERT-like model's encoder (its
-    ``encoder.layer`` stack) fixed: no gradient reaches them, so backward stops above them."""
+    ``encoder.layer`` stack) fixed: no gradient reaches them, so backward stops above them.
+    `n` = 0 leaves any model as it is."""
+    if n == 0:
+        return
     base = getattr(model, getattr(model, "base_model_prefix", ""), model)
     layers = getattr(getattr(base, "encoder", None), "layer", None)
     if layers is None or not hasattr(base, "embeddings"):
         raise ValueError(f"freeze_layers: {type(model).__name__} has no BERT-like encoder.layer to freeze")
-    if not 0 <= n <= len(layers):
+    if not 0 < n <= len(layers):
         raise ValueError(f"freeze_layers must be 0..{len(layers)} (the encoder's layers), got {n}")
-    if n:
-        base.embeddings.requires_grad_(False)
-        for layer in layers[:n]:
-            layer.requires_grad_(False)
+    base.embeddings.requires_grad_(False)
+    for layer in layers[:n]:
+        layer.requires_grad_(False)
 
 
 def _trainable(reader: Reader) -> dict[str, torch.nn.Parameter]:
