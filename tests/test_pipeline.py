@@ -160,6 +160,31 @@ def test_smoke_pipeline_runs_every_perturbation_family(smoke_run):
             assert (smoke_run / "figures" / "smoke" / f"{name}{suffix}").stat().st_size > 1000
 
 
+def test_the_robustness_figure_refuses_a_table_name_for_a_metric(tmp_path):
+    """`F1, routed` names a table (the routed system's drops), not a metric: given it, the figure
+    drew a row of empty panels; the routed system is a line in the F1 panels."""
+    from xqg.study.research_questions import robustness_figure
+
+    rows = [
+        {
+            "split": "robustness",
+            "language": "de",
+            "metric": "F1",
+            "perturbation": p,
+            "severity": s,
+            "xqg": x,
+            "mode": "sum",
+            "value": v,
+        }
+        for p, s in (("none", 0.0), ("word_drop", 0.2))
+        for x, v in ((False, 50.0), (True, 51.0))
+    ]
+    metrics = pd.DataFrame(rows)
+    with pytest.raises(ValueError, match=r"F1, routed"):
+        robustness_figure(metrics, ["F1", "F1, routed"], tmp_path / "rq2")
+    assert [p.suffix for p in robustness_figure(metrics, ["F1"], tmp_path / "rq2")] == [".pdf", ".png"]
+
+
 def test_smoke_runs_score_the_same_under_trec_eval(smoke_run):
     """Each test system's TREC run, scored by trec_eval's own code (ir_measures' pytrec_eval
     provider) against the written qrels, gives the project's per-query numbers."""

@@ -24,7 +24,7 @@ from xqg.generation.prompts import prompt, triples
 from xqg.io import atomic_dir
 from xqg.lock import Locked, exclusive
 from xqg.study import checks
-from xqg.study.provenance import Recipe, claim, key_of, recipe_file
+from xqg.study.provenance import Recipe, claim, key_of, machines, recipe_file
 from xqg.study.workspace import Workspace
 
 
@@ -56,6 +56,61 @@ def test_claim_keeps_the_same_recipe_and_rebuilds_any_other(tmp_path, capsys):
     assert not art.exists()  # no record: rebuilt, never trusted
     with pytest.raises(FileNotFoundError, match="run step 02_train_generator first"):
         key_of(art, "02_train_generator")
+
+
+def test_a_recipe_records_its_machine_outside_the_key(tmp_path):
+    """Native and emulated bf16 products differ in the last bits of a sum: the recipe says which
+    made an artefact, and another machine with the same recipe still reuses it."""
+    art, recipe = tmp_path / "reader", Recipe("code-1", {"reader_dtype": "bfloat16"})
+    key = claim(art, recipe)
+    art.mkdir()
+    made_on = json.loads(recipe_file(art).read_text())["made_on"]
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert made_on["cpu_bf16_products"] == ("native" if native else "emulated")
+    assert made_on["torch"] == torch.__version__ and made_on["threads"] == torch.get_num_threads()
+    assert made_on["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+
+    record = json.loads(recipe_file(art).read_text())
+    other = {"torch": "2.13.0+cpu", "cuda": None, "cpu_capability": "AVX2", "threads": 64}
+    other["cpu_bf16_products"] = "emulated"
+    recipe_file(art).write_text(json.dumps({**record, "made_on": other}))
+    assert claim(art, recipe) == key and art.exists()  # same recipe elsewhere: reused, record kept
+    assert json.loads(recipe_file(art).read_text())["made_on"] == other
+
+    old = tmp_path / "sub" / "queries.jsonl"
+    old.parent.mkdir()
+    claim(old, Recipe("code-2", {}))
+    stripped = json.loads(recipe_file(old).read_text())
+    del stripped["made_on"]  # written before machines were recorded
+    recipe_file(old).write_text(json.dumps(stripped))
+    claim(tmp_path / "sub" / "sums", Recipe("code-3", {}))
+    here = (
+        f"CPU {made_on['cpu_capability']}, bf16 products {made_on['cpu_bf16_products']}, "
+        f"{made_on['threads']} threads, torch {torch.__version__}"
+    )
+    if made_on["cuda"]:
+        here = f"GPU {made_on['cuda']}, {here}"
+    assert machines(tmp_path) == {
+        "CPU AVX2, bf16 products emulated, 64 threads, torch 2.13.0+cpu": 1,
+        "unrecorded": 1,
+        here: 1,
+    }
+
+
+def test_the_readme_section_names_the_machines_that_made_the_run(tmp_path):
+    import pandas as pd
+
+    from xqg.study.steps.analysis import readme_section
+
+    made_on = {"CPU AVX512, bf16 products native, 2 threads, torch 2.13.0+cpu": 3, "unrecorded": 1}
+    inputs = ([], tmp_path / "none.csv", Path("figures/mini"), pd.DataFrame())
+    lines = readme_section(*inputs, None, made_on).splitlines()
+    assert lines[2] == (
+        "Artefacts made on: CPU AVX512, bf16 products native, 2 threads, torch 2.13.0+cpu (3 of 4); "
+        "unrecorded (1 of 4)."
+    )
+    assert "Artefacts made on" not in readme_section(*inputs)
+    assert "Artefacts made on" not in readme_section(*inputs, None, {"unrecorded": 4})
 
 
 def test_a_changed_parameter_rebuilds_exactly_what_it_affects(smoke_run, tmp_path):
@@ -124,9 +179,11 @@ def test_a_staged_full_generator_starts_from_the_seen_only_one(smoke_run, tmp_pa
 def test_step_03_builds_the_query_sums_step_05_reads(smoke_run, tmp_path, capsys):
     """Step 03 built the full generator's sums before the seen-only queries existed, without
     RQ1's seen-language group, so step 05 rebuilt them: every generated query encoded twice (in
-    `mini` step 05 took 344 s with the rebuild and 53 s without)."""
+    `mini` step 05 took 344 s with the rebuild and 53 s without). The group now comes from the
+    seen-only generator, whether or not its queries exist yet."""
     from xqg.study.encoding import EmbeddingCache
     from xqg.study.steps import generate, retrieve
+    from xqg.study.systems import seen_languages
 
     ws = copy_workspace(smoke_run, tmp_path)
     one_group_each = {"routed_sums": False}  # else smoke's one seen language is its routed group
@@ -135,6 +192,7 @@ def test_step_03_builds_the_query_sums_step_05_reads(smoke_run, tmp_path, capsys
     shards = seen_only.with_name(seen_only.name + ".shards")
     for path in (seen_only, shards, emb / "sums", emb / "sums-seen-only"):
         shutil.rmtree(path) if path.is_dir() else path.unlink()  # as before a cold step 03
+    assert seen_languages(ws) == ["de"]  # from step 02's seen-only generator, before its queries
     generate.run(ws, generate.Config.load("smoke", one_group_each))
     meta = emb / "sums" / "meta.json"
     assert [g["languages"] for g in json.loads(meta.read_text())["groups"]] == [None, ["de"]]

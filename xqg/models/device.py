@@ -7,8 +7,11 @@ batch to the device of its own weights (`device_of`), so no caller passes tensor
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
+
+from xqg.models.precision import native_bf16_matmul
 
 DEVICE_CHOICES = "auto | cpu | cuda | cuda:N"
 
@@ -39,3 +42,17 @@ def device_of(module: torch.nn.Module) -> torch.device:
 def to_device(batch: dict, device: torch.device) -> dict:
     """A tokenizer's output with every tensor on `device` (other entries as they are)."""
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def machine_record() -> dict[str, Any]:
+    """What the machine that makes an artefact computes with: the torch build, the first CUDA
+    device (if any), the CPU's kernel level and whether its bfloat16 matrix products are native or
+    emulated (`xqg.models.precision`), and the threads. Two machines that differ here may differ
+    in the last bits of a float sum, and so in a tie among questions or a sampled token."""
+    return {
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_bf16_products": "native" if native_bf16_matmul() else "emulated",
+        "threads": torch.get_num_threads(),
+    }

@@ -124,8 +124,33 @@ def claim(artefact: Path, recipe: Recipe) -> str:
         why = "made by an unrecorded recipe" if old is None else "; ".join(differences(old, recipe.as_dict()))
         print(f"rebuilding {artefact} ({why})")
         remove(artefact)
-    write_json(recipe_file(artefact), {"key": key, **recipe.as_dict()})
+    # the machine is a record, not part of the key: the same recipe elsewhere is the same artefact
+    # up to the last bits of a float sum, which `made_on` lets a reader of the results trace
+    from xqg.models.device import machine_record  # torch: only where an artefact is made
+
+    write_json(recipe_file(artefact), {"key": key, **recipe.as_dict(), "made_on": machine_record()})
     return key
+
+
+def machines(folder: Path) -> dict[str, int]:
+    """The machines that made the artefacts recorded under `folder`, each in words with how many
+    artefacts it made ("unrecorded" for recipes written before `made_on` existed)."""
+    counts: dict[str, int] = {}
+    for path in sorted(folder.rglob("*" + RECIPE_SUFFIX)):
+        made_on = (_read_record(path.with_name(path.name[: -len(RECIPE_SUFFIX)])) or {}).get("made_on")
+        name = machine_words(made_on) if made_on else "unrecorded"
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def machine_words(made_on: Mapping[str, Any]) -> str:
+    """One machine record in words: ``CPU AVX512, bf16 products native, 2 threads, torch 2.13.0+cpu``
+    (and the GPU's name first when it had one)."""
+    cpu = (
+        f"CPU {made_on.get('cpu_capability')}, bf16 products {made_on.get('cpu_bf16_products')}, "
+        f"{made_on.get('threads')} threads, torch {made_on.get('torch')}"
+    )
+    return f"GPU {made_on['cuda']}, {cpu}" if made_on.get("cuda") else cpu
 
 
 def key_of(artefact: Path, made_by: str) -> str:

@@ -226,7 +226,8 @@ def robustness_table(per_query: pd.DataFrame, metric: str, mode: str | None = No
 
 
 def robustness_figure(metrics: pd.DataFrame, metrics_shown: Sequence[str], out: Path) -> list[Path]:
-    """Macro metric against severity (0 = clean), one panel per family and metric, without and with xQG."""
+    """Macro metric against severity (0 = clean), one panel per family and metric, without xQG and
+    with each family of modes (folded, routed) as its own line."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -235,6 +236,9 @@ def robustness_figure(metrics: pd.DataFrame, metrics_shown: Sequence[str], out: 
     families = [f for f in dict.fromkeys(m.perturbation) if f != "none"]
     if not families:
         return []
+    unknown = [name for name in metrics_shown if name not in set(m.metric)]
+    if unknown:  # a table's name (F1_routed) is not a metric: its panels would be empty
+        raise ValueError(f"robustness_figure: no robustness rows for metric(s) {unknown}")
     fig, axes = plt.subplots(
         len(metrics_shown),
         len(families),

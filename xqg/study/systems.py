@@ -15,7 +15,7 @@ import pandas as pd
 from xqg.data.schema import Query
 from xqg.io import read_json
 from xqg.retrieval.routing import split_mode
-from xqg.study.provenance import params_of
+from xqg.study.provenance import params_of, recipe_file
 from xqg.study.workspace import Workspace, file_tag
 
 METRIC_COLUMNS = [
@@ -130,11 +130,13 @@ def chosen_systems(ws: Workspace, encoder: str, training: str, n_queries: int) -
 
 
 def seen_languages(ws: Workspace) -> list[str] | None:
-    """RQ1: the languages the seen-only generator trained on (sorted), None when it wrote no
-    queries."""
-    if not ws.generated_queries("seen-only").exists():
+    """RQ1: the languages the seen-only generator trained on (sorted), None when step 02 trained
+    none. Read from the generator, not from its queries, so that step 03 builds the same query
+    sums whichever variant it generates first."""
+    generator = ws.generator_dir("seen-only")
+    if not (generator.exists() and recipe_file(generator).exists()):
         return None
-    return sorted(params_of(ws.generator_dir("seen-only"), "02_train_generator")["train_languages"])
+    return sorted(params_of(generator, "02_train_generator")["train_languages"])
 
 
 def evaluation_systems(

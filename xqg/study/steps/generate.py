@@ -82,8 +82,6 @@ def run(workspace: Workspace, config: Config) -> dict[str, tuple[pd.DataFrame, p
     variants = generator_variants(config.generator_languages, config.unseen_languages)
     for variant in variants:
         generate(workspace, config, variant)
-    # only now: the query sums the reports build hold RQ1's seen-language group once the seen-only
-    # queries exist (`seen_languages`); built before, step 05 re-encoded the full generator's queries
     reports = {v: quality(workspace, cache, config.encoder, v) for v in variants}
     if workspace.ceiling_collection.exists():
         generate_ceiling(workspace, config)
