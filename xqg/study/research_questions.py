@@ -237,7 +237,7 @@ def robustness_figure(metrics: pd.DataFrame, metrics_shown: Sequence[str], out: 
     if not families:
         return []
     unknown = [name for name in metrics_shown if name not in set(m.metric)]
-    if unknown:  # a table's name (F1_routed) is not a metric: its panels would be empty
+    if unknown:  # a table's name ("F1, routed") is not a metric: its panels would be empty
         raise ValueError(f"robustness_figure: no robustness rows for metric(s) {unknown}")
     fig, axes = plt.subplots(
         len(metrics_shown),
