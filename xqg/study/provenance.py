@@ -75,7 +75,11 @@ def recipe_file(artefact: Path) -> Path:
 
 
 def _read_record(artefact: Path) -> dict | None:
-    path = recipe_file(artefact)
+    return _read_recipe(recipe_file(artefact))
+
+
+def _read_recipe(path: Path) -> dict | None:
+    """A recipe file's record; None when it is missing or damaged."""
     if not path.exists():
         return None
     try:
@@ -137,7 +141,7 @@ def machines(folder: Path) -> dict[str, int]:
     artefacts it made ("unrecorded" for recipes written before `made_on` existed)."""
     counts: dict[str, int] = {}
     for path in sorted(folder.rglob("*" + RECIPE_SUFFIX)):
-        made_on = (_read_record(path.with_name(path.name[: -len(RECIPE_SUFFIX)])) or {}).get("made_on")
+        made_on = (_read_recipe(path) or {}).get("made_on")
         name = machine_words(made_on) if made_on else "unrecorded"
         counts[name] = counts.get(name, 0) + 1
     return counts
